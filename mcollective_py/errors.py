@@ -1,0 +1,94 @@
+"""The whole exception tree of mcollective-py, with the exit code each one maps to.
+
+::
+
+    MCollectiveError                 exit 1   base; never raised directly
+    ├── UsageError                   exit 2   bad command line (unknown flag, bad key=value)
+    │   └── ValidationError          exit 2   request inputs refused by a DDL (all problems at once)
+    ├── DDLError                     exit 2   a .ddl file could not be parsed or is inconsistent
+    ├── MarshalError                 exit 2   bytes are not valid Ruby Marshal 4.8 (or exceed limits)
+    ├── SerializationError           exit 2   a value cannot be serialized / a body cannot be decoded
+    ├── SecurityError                exit 1   a message failed its security check
+    │   ├── DigestMismatch                    psk hash / ssl signature does not verify
+    │   ├── MessageExpired                    msgtime + ttl is in the past
+    │   └── InvalidCallerId                   callerid does not match ``kind=value``
+    ├── ConfigError                  exit 3   config file missing/unreadable/invalid value
+    └── TransportError               exit 3   broker unreachable, connection lost, publish failed
+
+Rules: only ``cli/`` turns these into exit codes and messages (``exc.exit_code``); every
+message says what was wrong, with which value, and what to try.  Foreign exceptions
+(pika, socket, yaml) are translated once, at the boundary where they arise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class MCollectiveError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(MCollectiveError):
+    """The command line was wrong: unknown option, malformed ``key=value``, bad filter."""
+
+    exit_code = 2
+
+
+class ValidationError(UsageError):
+    """Request inputs were refused by the agent's DDL.
+
+    ``problems`` holds one human-readable line per problem; ``str()`` joins them.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class DDLError(MCollectiveError):
+    """A DDL file could not be parsed or describes an invalid agent."""
+
+    exit_code = 2
+
+
+class MarshalError(MCollectiveError):
+    """Bytes are not valid Ruby Marshal 4.8, use an unsupported type, or exceed a limit."""
+
+    exit_code = 2
+
+
+class SerializationError(MCollectiveError):
+    """A value could not be serialized, or a message body could not be decoded."""
+
+    exit_code = 2
+
+
+class SecurityError(MCollectiveError):
+    """A message failed its security check (digest, signature, ttl, callerid)."""
+
+
+class DigestMismatch(SecurityError):
+    """The psk digest or ssl signature of a message does not verify."""
+
+
+class MessageExpired(SecurityError):
+    """A message is older than its TTL."""
+
+
+class InvalidCallerId(SecurityError):
+    """A callerid does not look like ``kind=value``."""
+
+
+class ConfigError(MCollectiveError):
+    """Configuration is missing, unreadable or holds an invalid value."""
+
+    exit_code = 3
+
+
+class TransportError(MCollectiveError):
+    """The broker could not be reached, the connection was lost, or a publish failed."""
+
+    exit_code = 3
