@@ -1,0 +1,215 @@
+"""Options every ``mco-py`` command shares, and turning them into Config/Filter/Client.
+
+Flags follow Ruby ``mco``'s spelling (``-I/--wi/--with-identity``, ``--dt``, ``--nodes`` …) so
+muscle memory and scripts carry over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .. import config as config_mod
+from ..client import CallOptions, Client, ClientEvents
+from ..config import Config
+from ..connectors.base import Connector
+from ..discovery import parse_stdin
+from ..errors import ConfigError, UsageError
+from ..filter import Filter
+from ..results import NodeReply
+from .. import render
+
+
+def add_config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="FILE", help="MCollective client.cfg to load (over the system files)")
+
+
+def add_common_options(p: argparse.ArgumentParser, *, rpc: bool = True) -> None:
+    """Config, filter, discovery and timing flags."""
+    add_config_option(p)
+    g = p.add_argument_group("host filters")
+    g.add_argument("-I", "--wi", "--with-identity", dest="identity", action="append", default=[], metavar="ID", help="identity, or /regex/")
+    g.add_argument("-C", "--wc", "--with-class", dest="cf_class", action="append", default=[], metavar="CLASS", help="configuration management class, or /regex/")
+    g.add_argument("-F", "--wf", "--with-fact", dest="fact", action="append", default=[], metavar="FACT", help="fact=value (also == != < > <= >= =~ and fact=/regex/)")
+    g.add_argument("-A", "--wa", "--with-agent", dest="agent", action="append", default=[], metavar="AGENT", help="nodes that have this agent")
+    g.add_argument("-W", "--with", dest="with_", action="append", default=[], metavar="FILTER", help="combined fact and class filter, e.g. 'role=web roles::web'")
+    g.add_argument("-S", "--select", dest="select", action="append", default=[], metavar="EXPR", help="compound filter, e.g. 'role=web and not /db/'")
+    d = p.add_argument_group("discovery and timing")
+    d.add_argument("-T", "--target", dest="collective", metavar="COLLECTIVE", help="collective to address")
+    d.add_argument("--dt", "--discovery-timeout", dest="discovery_timeout", type=_seconds("--dt"), metavar="SEC", help="seconds to wait for discovery replies (mc default 2)")
+    d.add_argument("-t", "--timeout", dest="timeout", type=_seconds("-t"), metavar="SEC", help="seconds to wait for replies")
+    d.add_argument("--ttl", dest="ttl", type=_whole("--ttl"), metavar="SEC", help="message time-to-live in seconds (default 60)")
+    d.add_argument("--dm", "--disc-method", dest="discovery_method", metavar="METHOD", help="discovery method: mc, flatfile, stdin")
+    d.add_argument("--do", "--disc-option", dest="discovery_options", action="append", default=[], metavar="OPT", help="discovery option (flatfile: path; stdin: auto|text|json)")
+    d.add_argument("--nodes", dest="nodes_file", metavar="FILE", help="discover from a file of identities (flatfile)")
+    o = p.add_argument_group("output")
+    o.add_argument("-v", "--verbose", action="store_true", help="more detail (per-node status, call stats)")
+    if rpc:
+        o.add_argument("-j", "--json", action="store_true", help="JSON output, the same schema as mco rpc --json")
+        o.add_argument("--np", "--no-progress", dest="no_progress", action="store_true", help="no progress indicator")
+
+
+def _seconds(flag: str) -> Any:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} needs a number of seconds, got {text!r}") from None
+        if v < 0 or v != v:
+            raise argparse.ArgumentTypeError(f"{flag} must not be negative, got {text!r}")
+        return v
+
+    return conv
+
+
+def _whole(flag: str) -> Any:
+    def conv(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{flag} needs a whole number >= 1, got {text!r}")
+        return int(text)
+
+    return conv
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, tuple[str, str]] = {}
+    if getattr(args, "ttl", None) is not None:
+        overrides["ttl"] = (str(args.ttl), "--ttl")
+    return config_mod.load(getattr(args, "config", None), overrides=overrides)
+
+
+def build_filter(args: argparse.Namespace) -> Filter:
+    return Filter.from_cli(
+        identity=args.identity,
+        cf_class=args.cf_class,
+        fact=args.fact,
+        agent=args.agent,
+        with_=args.with_,
+        select=args.select,
+    )
+
+
+def call_options(args: argparse.Namespace, cfg: Config, *, stdin: IO[str] | None = None, agent_timeout: float = 10.0) -> CallOptions:
+    """Discovery method and node list from ``--dm/--do/--nodes`` (stdin read here, once)."""
+    method = args.discovery_method or cfg.default_discovery_method
+    nodes: tuple[str, ...] | None = None
+    if args.nodes_file:
+        method = "flatfile"
+        from ..discovery import NodeList
+
+        nodes = NodeList.from_file(args.nodes_file).nodes
+    elif method == "flatfile":
+        if not args.discovery_options:
+            raise UsageError("the flatfile discovery method needs a file: --do FILE or --nodes FILE")
+        from ..discovery import NodeList
+
+        nodes = NodeList.from_file(args.discovery_options[0]).nodes
+    elif method == "stdin":
+        fmt = args.discovery_options[0] if args.discovery_options else "auto"
+        stream = stdin if stdin is not None else sys.stdin
+        nodes = parse_stdin(stream.read(), fmt)
+    elif method != "mc":
+        raise UsageError(f"unknown discovery method {method!r}; use mc, flatfile or stdin")
+    return CallOptions(
+        timeout=args.timeout,
+        agent_timeout=agent_timeout,
+        discovery_timeout=args.discovery_timeout,
+        discovery_method=method,
+        nodes=nodes,
+        collective=args.collective,
+        ttl=args.ttl,
+    )
+
+
+def make_connector(cfg: Config) -> Connector:
+    if cfg.connector not in ("rabbitmq",):
+        raise ConfigError(
+            f"connector {cfg.connector!r} (from {cfg.origin('connector')}) is not supported; "
+            "mco-py speaks to RabbitMQ: set connector = rabbitmq"
+        )
+    from ..connectors.rabbitmq import RabbitMQConnector
+
+    return RabbitMQConnector.from_config(cfg)
+
+
+def make_client(cfg: Config, events: ClientEvents | None = None) -> Client:
+    from .. import security
+
+    return Client(
+        connector=make_connector(cfg),
+        security=security.from_config(cfg),
+        identity=cfg.identity,
+        collective=cfg.main_collective,
+        collectives=cfg.collectives,
+        ttl=cfg.ttl,
+        direct_addressing=cfg.direct_addressing,
+        direct_addressing_threshold=cfg.direct_addressing_threshold,
+        config_discovery_timeout=cfg.discovery_timeout,
+        events=events or ClientEvents(),
+    )
+
+
+@dataclass
+class Terminal:
+    """Where output goes; ``tty`` decides progress and JSON pretty-printing."""
+
+    out: IO[str]
+    err: IO[str]
+    color: bool = True
+
+    @property
+    def tty(self) -> bool:
+        try:
+            return self.out.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, AttributeError, ValueError):
+            return 80
+
+
+class ConsoleEvents(ClientEvents):
+    """Prints discovery and progress the way ``mco`` does (progress on a terminal only)."""
+
+    def __init__(self, term: Terminal, *, progress: bool, announce_discovery: bool = True) -> None:
+        self.term = term
+        self.progress = progress and term.tty
+        self.announce = announce_discovery
+        self.width = render.progress_width(term.columns()) if self.progress else 0
+        self.spin = 0
+        self.started = False
+
+    def discovery_started(self, method: str, timeout: float) -> None:
+        if self.announce:
+            t = int(timeout) if float(timeout).is_integer() else timeout
+            self.term.err.write(f"Discovering hosts using the {method} method for {t} second(s) .... ")
+            self.term.err.flush()
+
+    def discovery_finished(self, nodes: Sequence[str], seconds: float) -> None:
+        if self.announce:
+            self.term.err.write(f"{len(nodes)}\n")
+            self.term.err.flush()
+
+    def request_sent(self, requestid: str, nodes: Sequence[str], direct: bool, total: int) -> None:
+        if self.progress and not self.started:
+            self.started = True
+            self.term.out.write("\n" + render.progress(0, total, self.width, self.term.color, self.spin))
+            self.term.out.flush()
+
+    def reply_received(self, reply: NodeReply, received: int, expected: int) -> None:
+        if self.progress:
+            self.spin += 1
+            self.term.out.write(render.progress(received, expected, self.width, self.term.color, self.spin))
+            self.term.out.flush()
+
+    def finish(self) -> None:
+        if self.progress and self.started:
+            self.term.out.write("\n\n")
+            self.term.out.flush()

@@ -1,0 +1,43 @@
+"""``mco-py ping``: who is out there, and how fast they answer (the discovery agent)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import render
+from .common import Terminal, add_common_options, build_filter, load_config, make_client
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ping", help="ping all nodes matching the filters", description=__doc__)
+    add_common_options(p, rpc=False)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, term: Terminal) -> int:
+    cfg = load_config(args)
+    flt = build_filter(args)
+    client = make_client(cfg)
+    from ..client import CallOptions
+
+    def show(sender: str, ms: float) -> None:
+        term.out.write(render.ping_line(sender, ms) + "\n")
+        term.out.flush()
+
+    try:
+        replies = client.ping(
+            flt,
+            timeout=args.timeout if args.timeout is not None else 5.0,
+            opts=CallOptions(discovery_timeout=args.discovery_timeout, collective=args.collective, ttl=args.ttl),
+            on_reply=show,
+        )
+    finally:
+        client.connector.close()
+    term.out.write(render.ping_summary(replies))
+    if flt.is_identity_only():
+        silent = [str(i) for i in flt.identity if str(i) not in {r.sender for r in replies}]
+        if silent:
+            term.err.write("No response from: " + " ".join(silent) + "\n")
+            return 1
+    return 0 if replies else 1

@@ -1,0 +1,347 @@
+"""RabbitMQ connector over AMQP 0-9-1 (pika), on the exchanges Ruby's STOMP connector uses.
+
+==================  ==============================================  =========================
+what                exchange / routing key                          Ruby STOMP destination
+==================  ==============================================  =========================
+broadcast request   ``<collective>_broadcast`` (topic) / agent       /exchange/<c>_broadcast/<agent>
+directed request    ``<collective>_directed`` (direct) / identity    /exchange/<c>_directed/<id>
+reply               ``""`` (default exchange) / reply queue name    /reply-queue/<q>
+==================  ==============================================  =========================
+
+Settings come from an unchanged Ruby ``client.cfg``/``server.cfg``: ``plugin.rabbitmq.vhost``,
+``plugin.rabbitmq.pool.size`` and per pool entry N ``pool.N.host``, ``pool.N.user``,
+``pool.N.password``, ``pool.N.ssl`` (+ ``.ssl.ca``, ``.ssl.cert``, ``.ssl.key``).  The pool's
+``port`` is the STOMP port, so the AMQP port is ``pool.N.amqp_port`` (default 5672, 5671
+with TLS).  Brokers are tried in pool order, like Ruby's pool.
+
+Every pika/socket exception becomes :class:`TransportError` here.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from ..config import Config
+from ..errors import ConfigError, TransportError
+from .base import Connector, Delivery, Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """One pool entry: where to connect and as whom. ``password`` is never shown."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    vhost: str
+    tls: bool = False
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Broker({self.host}:{self.port} vhost={self.vhost} user={self.user} tls={self.tls})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def brokers_from_config(cfg: Config) -> list[Broker]:
+    """The broker pool from ``plugin.rabbitmq.*``; ConfigError on a missing/bad entry."""
+    p = cfg.plugin("rabbitmq")
+    vhost = p.get("vhost", "/")
+    size_s = p.get("pool.size", "1").strip()
+    if not size_s.isdigit() or int(size_s) < 1:
+        raise ConfigError(f"plugin.rabbitmq.pool.size must be a whole number >= 1, got {size_s!r}")
+    out = []
+    for i in range(1, int(size_s) + 1):
+        host = p.get(f"pool.{i}.host", "").strip()
+        if not host:
+            raise ConfigError(
+                f"plugin.rabbitmq.pool.{i}.host is not set (pool.size is {size_s}); "
+                "name the broker host in the config"
+            )
+        tls = p.get(f"pool.{i}.ssl", "0").strip().lower() in ("1", "true", "yes", "y", "t")
+        port_s = p.get(f"pool.{i}.amqp_port", "5671" if tls else "5672").strip()
+        if not port_s.isdigit():
+            raise ConfigError(f"plugin.rabbitmq.pool.{i}.amqp_port must be a port number, got {port_s!r}")
+        out.append(
+            Broker(
+                host=host,
+                port=int(port_s),
+                user=p.get(f"pool.{i}.user", "guest"),
+                password=p.get(f"pool.{i}.password", "guest"),
+                vhost=vhost,
+                tls=tls,
+                ca=p.get(f"pool.{i}.ssl.ca"),
+                cert=p.get(f"pool.{i}.ssl.cert"),
+                key=p.get(f"pool.{i}.ssl.key"),
+            )
+        )
+    return out
+
+
+def parse_reply_to(reply_to: str) -> tuple[str, str]:
+    """Translate a ``reply_to`` into ``(exchange, routing_key)``.
+
+    A bare name is a queue on the default exchange (what RabbitMQ hands a STOMP client's
+    temp-queue, and what our client sends).  STOMP-style prefixes are translated the way
+    RabbitMQ's STOMP plugin does.
+    """
+    if reply_to.startswith("/exchange/"):
+        rest = reply_to[len("/exchange/") :]
+        ex, _, key = rest.partition("/")
+        return ex, key
+    for prefix in ("/reply-queue/", "/amq/queue/", "/queue/", "/temp-queue/"):
+        if reply_to.startswith(prefix):
+            return "", reply_to[len(prefix) :]
+    if reply_to.startswith("/topic/"):
+        return "amq.topic", reply_to[len("/topic/") :]
+    return "", reply_to
+
+
+class RabbitMQConnector(Connector):
+    """pika BlockingConnection on MCollective's RabbitMQ layout. Not thread-safe: one per thread."""
+
+    def __init__(
+        self,
+        brokers: Sequence[Broker],
+        *,
+        identity: str,
+        connection_timeout: float = 5.0,
+        heartbeat: int = 30,
+    ) -> None:
+        if not brokers:
+            raise ConfigError("no RabbitMQ brokers configured (plugin.rabbitmq.pool.*)")
+        self.brokers = list(brokers)
+        self.identity = identity
+        self.connection_timeout = connection_timeout
+        self.heartbeat = heartbeat
+        self.connected_to: Broker | None = None
+        self._conn: Any = None
+        self._ch: Any = None
+        self._reply_q: str | None = None
+        self._inbox: collections.deque[Delivery] = collections.deque()
+        self._checked_exchanges: set[str] = set()
+        self._subscriptions: list[Target] = []
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> RabbitMQConnector:
+        return cls(
+            brokers_from_config(cfg),
+            identity=cfg.identity,
+            connection_timeout=cfg.connection_timeout or 5.0,
+        )
+
+    # ---------------------------------------------------------------- connection
+    def _params(self, b: Broker) -> pika.ConnectionParameters:
+        ssl_options = None
+        if b.tls:
+            ctx = ssl.create_default_context(cafile=b.ca) if b.ca else ssl.create_default_context()
+            if b.cert and b.key:
+                ctx.load_cert_chain(b.cert, b.key)
+            ssl_options = pika.SSLOptions(ctx, b.host)
+        return pika.ConnectionParameters(
+            host=b.host,
+            port=b.port,
+            virtual_host=b.vhost,
+            credentials=pika.PlainCredentials(b.user, b.password),
+            ssl_options=ssl_options,
+            connection_attempts=1,
+            socket_timeout=self.connection_timeout,
+            stack_timeout=self.connection_timeout + 1,
+            blocked_connection_timeout=30,
+            heartbeat=self.heartbeat,
+        )
+
+    def connect(self) -> None:
+        if self._conn is not None and self._conn.is_open:
+            return
+        failures = []
+        for b in self.brokers:
+            try:
+                self._conn = pika.BlockingConnection(self._params(b))
+                self._ch = self._conn.channel()
+                self.connected_to = b
+                log.debug("connected to %s vhost %s", b.where, b.vhost)
+                return
+            except pika.exceptions.ProbableAuthenticationError:
+                failures.append(f"{b.where}: login refused for user {b.user!r}")
+            except pika.exceptions.ProbableAccessDeniedError:
+                failures.append(f"{b.where}: access to vhost {b.vhost!r} denied for user {b.user!r}")
+            except (pika.exceptions.AMQPError, OSError, ssl.SSLError) as exc:
+                failures.append(f"{b.where}: {_describe(exc)}")
+        raise TransportError(
+            "cannot connect to RabbitMQ at "
+            + "; ".join(failures)
+            + " — check that the broker runs and plugin.rabbitmq.pool.* (amqp_port, user, vhost) are right"
+        )
+
+    def close(self) -> None:
+        conn, self._conn, self._ch = self._conn, None, None
+        self._reply_q = None
+        self._checked_exchanges.clear()
+        try:
+            if conn is not None and conn.is_open:
+                conn.close()
+        except Exception:  # noqa: BLE001 - close must never raise
+            pass
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and self._conn.is_open
+
+    def _channel(self) -> Any:
+        if self._ch is None or not self._ch.is_open:
+            if self._conn is None or not self._conn.is_open:
+                raise TransportError("not connected to RabbitMQ; call connect() first")
+            try:
+                self._ch = self._conn.channel()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                raise TransportError(f"cannot open a channel: {_describe(exc)}") from None
+        return self._ch
+
+    # ---------------------------------------------------------------- client side
+    def reply_queue(self) -> str:
+        if self._reply_q is not None:
+            return self._reply_q
+        ch = self._channel()
+        try:
+            q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+            ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise TransportError(f"cannot declare a reply queue: {_describe(exc)}") from None
+        self._reply_q = q
+        return q
+
+    def _check_exchange(self, name: str) -> None:
+        if name in self._checked_exchanges or name == "":
+            return
+        try:
+            self._channel().exchange_declare(exchange=name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            self._ch = None
+            self._reply_q = None if self._reply_q is None else self._reply_q
+            b = self.connected_to
+            raise TransportError(
+                f"exchange {name!r} does not exist in vhost {b.vhost if b else '?'!r} ({exc.reply_text}); "
+                "create the MCollective exchanges (<collective>_broadcast topic, "
+                "<collective>_directed direct) or check the collective name"
+            ) from None
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise TransportError(f"cannot check exchange {name!r}: {_describe(exc)}") from None
+        self._checked_exchanges.add(name)
+
+    def publish(
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        reply_to: str | None = None,
+        ttl: int = 60,
+        sender: str = "",
+    ) -> None:
+        if target.kind == "broadcast":
+            exchange, key = f"{target.collective}_broadcast", target.agent
+        elif target.kind == "directed":
+            exchange, key = f"{target.collective}_directed", target.identity
+        elif target.kind == "reply":
+            exchange, key = parse_reply_to(target.reply_to)
+        else:
+            raise TransportError(f"unknown target kind {target.kind!r}")
+        if target.kind != "reply":
+            self._check_exchange(exchange)
+        props = pika.BasicProperties(
+            content_type="text/plain; charset=UTF-8",
+            expiration=str((ttl + 10) * 1000),
+            reply_to=reply_to,
+            headers={"mc_sender": sender or self.identity},
+        )
+        try:
+            self._channel().basic_publish(exchange=exchange, routing_key=key, body=payload, properties=props)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise TransportError(f"publish to {exchange or '(default)'}/{key} failed: {_describe(exc)}") from None
+
+    # ---------------------------------------------------------------- node side
+    def subscribe(self, targets: Sequence[Target]) -> None:
+        """Bind one exclusive server-named queue per target (broadcast: exchange
+        ``<c>_broadcast`` key agent; directed: ``<c>_directed`` key identity)."""
+        ch = self._channel()
+        for t in targets:
+            if t.kind == "broadcast":
+                exchange, key = f"{t.collective}_broadcast", t.agent
+            elif t.kind == "directed":
+                exchange, key = f"{t.collective}_directed", t.identity
+            else:
+                raise TransportError(f"cannot subscribe to a {t.kind} target")
+            self._check_exchange(exchange)
+            try:
+                q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+                ch.queue_bind(queue=q, exchange=exchange, routing_key=key)
+                ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                raise TransportError(f"cannot subscribe to {exchange}/{key}: {_describe(exc)}") from None
+            self._subscriptions.append(t)
+
+    # ---------------------------------------------------------------- receiving
+    def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
+        headers = {str(k): _hdr(v) for k, v in (props.headers or {}).items()}
+        exp = props.expiration
+        self._inbox.append(
+            Delivery(
+                payload=body,
+                reply_to=props.reply_to,
+                sender=headers.get("mc_sender"),
+                expiration_ms=int(exp) if exp and str(exp).isdigit() else None,
+                headers=headers,
+                destination=f"{method.exchange}/{method.routing_key}",
+            )
+        )
+
+    def receive(self, timeout: float) -> Delivery | None:
+        if self._inbox:
+            return self._inbox.popleft()
+        if self._conn is None:
+            raise TransportError("not connected to RabbitMQ; call connect() first")
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self._conn.process_data_events(time_limit=max(0.0, min(left, 0.25)))
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                raise TransportError(f"lost the RabbitMQ connection: {_describe(exc)}") from None
+            if self._inbox:
+                return self._inbox.popleft()
+            if left <= 0:
+                return None
+
+
+def _hdr(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+        inner = exc.args[0]
+        text = str(inner) if not isinstance(inner, str) else inner
+        if "ConnectionRefusedError" in text or "111" in text:
+            return "connection refused"
+        if "gaierror" in text or "Name or service not known" in text:
+            return "host name does not resolve"
+        if "timed out" in text.lower() or "timeout" in text.lower():
+            return "connection timed out"
+    return text

@@ -1,0 +1,257 @@
+"""Discovery: which nodes a request is for.
+
+``Discovery`` is a one-verb protocol: ``discover(filter, timeout) -> tuple[str, ...]``
+(identities in the order found, no duplicates).  Implementations:
+
+* :class:`Static` — literal ``-I`` identities; no network round (``-I node1``).
+* :class:`Broadcast` — the ``mc`` method: send ``"ping"`` to the ``discovery`` agent with the
+  filter and collect sender ids for the discovery timeout (default 2 s).
+* :class:`NodeList` — ``flatfile`` (``--nodes FILE``) and ``stdin`` (text or JSON):
+  a given list, narrowed by identity filters the Ruby way (each regex greps the list, exact
+  names are appended).  Other filter kinds are refused, as Ruby refuses them.
+
+Pure parsing helpers (:func:`parse_node_lines`, :func:`parse_node_json`) are separate so
+they can be tested with golden data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .connectors.base import Connector, Target
+from .errors import SecurityError, SerializationError, MarshalError, UsageError
+from .filter import Filter
+from .message import IDENTITY_RE, Request, new_requestid
+from .security.base import SecurityProvider
+
+
+class Discovery(Protocol):
+    """Find the identities matching ``flt`` within ``timeout`` seconds."""
+
+    name: str
+
+    def discover(self, flt: Filter, timeout: float) -> tuple[str, ...]: ...
+
+
+def _uniq(items: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for i in items:
+        seen.setdefault(i, None)
+    return tuple(seen)
+
+
+class Static:
+    """Literal identities given on the command line."""
+
+    name = "static"
+
+    def __init__(self, identities: Sequence[str]) -> None:
+        self.identities = _uniq(identities)
+
+    def discover(self, flt: Filter, timeout: float) -> tuple[str, ...]:
+        return self.identities
+
+
+def parse_node_lines(text: str, source: str) -> tuple[str, ...]:
+    """One identity per line; blank and ``#`` lines skipped; each must match ``^[\\w.-]+$``.
+
+    Raises UsageError naming the source, line number and value of the first bad line.
+    """
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not IDENTITY_RE.match(line):
+            raise UsageError(
+                f"{source}:{n}: {line!r} is not a valid identity (letters, digits, '_', '.', '-')"
+            )
+        out.append(line)
+    return _uniq(out)
+
+
+def parse_node_json(text: str, source: str) -> tuple[str, ...]:
+    """A JSON array of objects with ``"sender"`` or ``"certname"`` (e.g. ``mco rpc --json``)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(doc, list):
+        raise UsageError(f"{source}: expected a JSON array of objects with 'sender' or 'certname'")
+    out = []
+    for i, item in enumerate(doc):
+        name = item.get("sender") or item.get("certname") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not IDENTITY_RE.match(name):
+            raise UsageError(f"{source}: item {i} has no valid 'sender' or 'certname'")
+        out.append(name)
+    return _uniq(out)
+
+
+def parse_stdin(text: str, fmt: str = "auto") -> tuple[str, ...]:
+    """``--dm stdin --do auto|text|json``: auto picks JSON when the text starts with ``[``."""
+    if fmt == "auto":
+        fmt = "json" if text.lstrip().startswith("[") else "text"
+    if fmt == "json":
+        return parse_node_json(text, "stdin")
+    if fmt == "text":
+        return parse_node_lines(text, "stdin")
+    raise UsageError(f"unknown stdin discovery format {fmt!r}; use auto, text or json")
+
+
+def narrow_by_identity(nodes: Sequence[str], flt: Filter, method: str) -> tuple[str, ...]:
+    """Apply a filter to a given node list exactly as Ruby's flatfile/stdin methods do.
+
+    Class and fact filters are refused (UsageError).  With no identity filter the whole list
+    is the answer.  Otherwise, entry by entry: a ``/regex/`` entry *replaces* the result with
+    the list's matches; a literal entry is appended if the list holds it.
+    """
+    for kind, present in (("class", flt.cf_class), ("fact", flt.fact)):
+        if present:
+            raise UsageError(
+                f"cannot use {kind} filters with the {method} discovery method; "
+                "use identity filters (-I) or the mc method"
+            )
+    if not flt.identity:
+        return tuple(nodes)
+    result: list[str] = []
+    for ident in flt.identity:
+        if isinstance(ident, str) and not ident.startswith("/"):
+            if ident in nodes:
+                result.append(ident)
+            continue
+        pattern = ident.replace("/", "") if isinstance(ident, str) else ident.source
+        try:
+            rx = re.compile(pattern)
+        except re.error as exc:
+            raise UsageError(f"identity filter {ident!r} is not a valid regex: {exc}") from None
+        result = [n for n in nodes if rx.search(n)]
+    return _uniq(result)
+
+
+class NodeList:
+    """``flatfile`` / ``stdin`` discovery over a known list of identities."""
+
+    def __init__(self, nodes: Sequence[str], name: str) -> None:
+        self.nodes = _uniq(nodes)
+        self.name = name
+
+    @classmethod
+    def from_file(cls, path: str) -> NodeList:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read node list {path}: {exc.strerror or exc}") from None
+        return cls(parse_node_lines(text, path), "flatfile")
+
+    def discover(self, flt: Filter, timeout: float) -> tuple[str, ...]:
+        return narrow_by_identity(self.nodes, flt, self.name)
+
+
+class Broadcast:
+    """The ``mc`` method: ask every node matching the filter to say ``pong``."""
+
+    name = "mc"
+
+    def __init__(
+        self,
+        connector: Connector,
+        security: SecurityProvider,
+        *,
+        identity: str,
+        collective: str,
+        ttl: int = 60,
+        limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connector = connector
+        self.security = security
+        self.identity = identity
+        self.collective = collective
+        self.ttl = ttl
+        self.limit = limit
+        self.clock = clock
+        self.rejected = 0
+
+    def discover(self, flt: Filter, timeout: float) -> tuple[str, ...]:
+        replies = ping(
+            self.connector,
+            self.security,
+            flt,
+            identity=self.identity,
+            collective=self.collective,
+            ttl=self.ttl,
+            timeout=timeout,
+            limit=self.limit,
+            clock=self.clock,
+        )
+        return _uniq(sender for sender, _ in replies)
+
+
+def ping(
+    connector: Connector,
+    security: SecurityProvider,
+    flt: Filter,
+    *,
+    identity: str,
+    collective: str,
+    ttl: int,
+    timeout: float,
+    limit: int | None = None,
+    expect: Sequence[str] = (),
+    on_reply: Callable[[str, float], Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[tuple[str, float]]:
+    """Broadcast ``"ping"`` to the discovery agent and collect ``(sender, ms)`` until
+    ``timeout`` — or earlier once ``limit`` replies arrived or every name in ``expect`` answered.
+
+    Replies that fail security or belong to another request are dropped silently (as Ruby
+    does).  TransportError propagates.
+    """
+    connector.connect()
+    reply_to = connector.reply_queue()
+    reqid = new_requestid()
+    wire_filter = flt.with_agent("discovery").to_wire() if hasattr(flt, "with_agent") else flt
+    req = Request(
+        agent="discovery",
+        collective=collective,
+        body="ping",
+        senderid=identity,
+        requestid=reqid,
+        callerid=security.callerid,
+        ttl=ttl,
+        msgtime=int(time.time()),
+        filter=wire_filter,
+    )
+    payload = security.encode_request(req)
+    start = clock()
+    connector.publish(Target.broadcast(collective, "discovery"), payload, reply_to=reply_to, ttl=ttl, sender=identity)
+    found: dict[str, float] = {}
+    waiting = set(expect)
+    while True:
+        left = timeout - (clock() - start)
+        if left <= 0:
+            break
+        d = connector.receive(left)
+        if d is None:
+            break
+        try:
+            reply = security.decode_reply(d.payload)
+        except (SecurityError, SerializationError, MarshalError):
+            continue
+        if reply.requestid != reqid or reply.senderid in found:
+            continue
+        ms = (clock() - start) * 1000.0
+        found[reply.senderid] = ms
+        if on_reply is not None:
+            on_reply(reply.senderid, ms)
+        waiting.discard(reply.senderid)
+        if limit is not None and len(found) >= limit:
+            break
+        if expect and not waiting:
+            break
+    return list(found.items())

@@ -1,0 +1,146 @@
+"""The ``psk`` security provider, byte-compatible with Ruby MCollective's ``psk`` plugin.
+
+* ``:hash`` = MD5 hex of (serialized inner body bytes + psk), on requests and replies.
+* Serializer: Marshal only (Ruby's psk has no serializer option).
+* callerid from ``plugin.psk.callertype``: ``uid`` (default), ``gid``, ``group``, ``user``,
+  ``identity``.  It is not authenticated: anyone with the psk may claim any callerid.
+* A bad digest raises DigestMismatch; Ruby nodes drop such messages silently, and so do ours.
+"""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import hashlib
+import hmac
+import os
+from typing import Any
+
+from ..errors import ConfigError, DigestMismatch, SerializationError
+from ..message import Reply, Request
+from ..rubytypes import AsciiString, Symbol
+from ..serializers import MARSHAL, Serializer
+from .base import Clock, SecurityProvider, check_callerid, field
+
+import time
+
+CALLERTYPES = ("uid", "gid", "group", "user", "identity")
+
+
+def make_callerid(callertype: str, identity: str) -> str:
+    """The callerid Ruby's psk plugin would send for ``callertype``."""
+    if callertype == "uid":
+        return f"uid={os.getuid()}"
+    if callertype == "gid":
+        return f"gid={os.getgid()}"
+    if callertype == "group":
+        return f"group={grp.getgrgid(os.getgid()).gr_name}"
+    if callertype == "user":
+        return f"user={getpass.getuser()}"
+    if callertype == "identity":
+        return f"identity={identity}"
+    raise ConfigError(
+        f"plugin.psk.callertype {callertype!r} is not supported; use one of {', '.join(CALLERTYPES)}"
+    )
+
+
+class PskSecurity(SecurityProvider):
+    """Pre-shared-key MD5 digests over the serialized body."""
+
+    name = "psk"
+
+    def __init__(
+        self,
+        psk: str,
+        *,
+        callerid: str = "",
+        serializer: Serializer = MARSHAL,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(clock=clock)
+        if not psk:
+            raise ConfigError("no psk configured: set plugin.psk in the config or MCOLLECTIVE_PSK")
+        self._psk = psk.encode("utf-8")
+        self._callerid = callerid or f"uid={os.getuid()}"
+        self.serializer = serializer
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"PskSecurity(callerid={self._callerid!r})"
+
+    @property
+    def callerid(self) -> str:
+        return self._callerid
+
+    def digest(self, body: bytes) -> AsciiString:
+        return AsciiString(hashlib.md5(body + self._psk).hexdigest())  # noqa: S324 - protocol
+
+    def _verify(self, body: bytes, claimed: str, what: str) -> None:
+        if not hmac.compare_digest(self.digest(body), str(claimed)):
+            raise DigestMismatch(f"{what} has a psk digest that does not match (wrong psk?)")
+
+    # ---------------------------------------------------------------- requests
+    def encode_request(self, req: Request) -> bytes:
+        body = self.serializer.dumps(req.body)
+        env: dict[Symbol, Any] = {
+            Symbol("body"): body,
+            Symbol("senderid"): req.senderid,
+            Symbol("requestid"): req.requestid,
+            Symbol("filter"): req.filter,
+            Symbol("collective"): req.collective,
+            Symbol("agent"): req.agent,
+            Symbol("callerid"): req.callerid,
+            Symbol("ttl"): req.ttl,
+            Symbol("msgtime"): req.msgtime,
+            Symbol("hash"): self.digest(body),
+        }
+        return self.serializer.dumps(env)
+
+    def decode_request(self, payload: bytes) -> Request:
+        env = self.serializer.loads(payload)
+        if not isinstance(env, dict):
+            raise SerializationError(f"request envelope is a {type(env).__name__}, not a Hash")
+        body = field(env, "body", bytes, "request")
+        self._verify(body, field(env, "hash", str, "request"), "request")
+        callerid = check_callerid(field(env, "callerid", str, "request"))
+        ttl = field(env, "ttl", int, "request")
+        msgtime = field(env, "msgtime", int, "request")
+        self.check_ttl(msgtime, ttl)
+        flt = field(env, "filter", dict, "request")
+        return Request(
+            agent=field(env, "agent", str, "request"),
+            collective=field(env, "collective", str, "request"),
+            body=self.serializer.loads(body),
+            senderid=field(env, "senderid", str, "request"),
+            requestid=field(env, "requestid", str, "request"),
+            callerid=callerid,
+            ttl=ttl,
+            msgtime=msgtime,
+            filter=flt,
+        )
+
+    # ---------------------------------------------------------------- replies
+    def encode_reply(self, reply: Reply) -> bytes:
+        body = self.serializer.dumps(reply.body)
+        env: dict[Symbol, Any] = {
+            Symbol("senderid"): reply.senderid,
+            Symbol("requestid"): reply.requestid,
+            Symbol("senderagent"): reply.senderagent,
+            Symbol("msgtime"): reply.msgtime,
+            Symbol("body"): body,
+            Symbol("hash"): self.digest(body),
+        }
+        return self.serializer.dumps(env)
+
+    def decode_reply(self, payload: bytes) -> Reply:
+        env = self.serializer.loads(payload)
+        if not isinstance(env, dict):
+            raise SerializationError(f"reply envelope is a {type(env).__name__}, not a Hash")
+        body = field(env, "body", bytes, "reply")
+        self._verify(body, field(env, "hash", str, "reply"), "reply")
+        return Reply(
+            senderid=field(env, "senderid", str, "reply"),
+            requestid=field(env, "requestid", str, "reply"),
+            senderagent=field(env, "senderagent", str, "reply"),
+            msgtime=field(env, "msgtime", int, "reply"),
+            body=self.serializer.loads(body),
+        )
