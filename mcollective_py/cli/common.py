@@ -32,12 +32,12 @@ def add_common_options(p: argparse.ArgumentParser, *, rpc: bool = True) -> None:
     """Config, filter, discovery and timing flags."""
     add_config_option(p)
     g = p.add_argument_group("host filters")
-    g.add_argument("-I", "--wi", "--with-identity", dest="identity", action="append", default=[], metavar="ID", help="identity, or /regex/")
-    g.add_argument("-C", "--wc", "--with-class", dest="cf_class", action="append", default=[], metavar="CLASS", help="configuration management class, or /regex/")
-    g.add_argument("-F", "--wf", "--with-fact", dest="fact", action="append", default=[], metavar="FACT", help="fact=value (also == != < > <= >= =~ and fact=/regex/)")
-    g.add_argument("-A", "--wa", "--with-agent", dest="agent", action="append", default=[], metavar="AGENT", help="nodes that have this agent")
-    g.add_argument("-W", "--with", dest="with_", action="append", default=[], metavar="FILTER", help="combined fact and class filter, e.g. 'role=web roles::web'")
-    g.add_argument("-S", "--select", dest="select", action="append", default=[], metavar="EXPR", help="compound filter, e.g. 'role=web and not /db/'")
+    g.add_argument("-I", "--wi", "--with-identity", dest="f_identity", action="append", default=[], metavar="ID", help="identity, or /regex/")
+    g.add_argument("-C", "--wc", "--with-class", dest="f_class", action="append", default=[], metavar="CLASS", help="configuration management class, or /regex/")
+    g.add_argument("-F", "--wf", "--with-fact", dest="f_fact", action="append", default=[], metavar="FACT", help="fact=value (also == != < > <= >= =~ and fact=/regex/)")
+    g.add_argument("-A", "--wa", "--with-agent", dest="f_agent", action="append", default=[], metavar="AGENT", help="nodes that have this agent")
+    g.add_argument("-W", "--with", dest="f_with", action="append", default=[], metavar="FILTER", help="combined fact and class filter, e.g. 'role=web roles::web'")
+    g.add_argument("-S", "--select", dest="f_select", action="append", default=[], metavar="EXPR", help="compound filter, e.g. 'role=web and not /db/'")
     d = p.add_argument_group("discovery and timing")
     d.add_argument("-T", "--target", dest="collective", metavar="COLLECTIVE", help="collective to address")
     d.add_argument("--dt", "--discovery-timeout", dest="discovery_timeout", type=_seconds("--dt"), metavar="SEC", help="seconds to wait for discovery replies (mc default 2)")
@@ -84,12 +84,12 @@ def load_config(args: argparse.Namespace) -> Config:
 
 def build_filter(args: argparse.Namespace) -> Filter:
     return Filter.from_cli(
-        identity=args.identity,
-        cf_class=args.cf_class,
-        fact=args.fact,
-        agent=args.agent,
-        with_=args.with_,
-        select=args.select,
+        identity=args.f_identity,
+        cf_class=args.f_class,
+        fact=args.f_fact,
+        agent=args.f_agent,
+        with_=args.f_with,
+        select=args.f_select,
     )
 
 

@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="mco-py: %(levelname)s %(name)s: %(message)s",
     )
+    if args.debug:
+        logging.getLogger("pika").setLevel(logging.INFO)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2

@@ -35,6 +35,8 @@ from ..errors import ConfigError, TransportError
 from .base import Connector, Delivery, Target
 
 log = logging.getLogger(__name__)
+# pika logs every failed connection attempt with a traceback; we report them ourselves.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class RabbitMQConnector(Connector):
             except pika.exceptions.ProbableAuthenticationError:
                 failures.append(f"{b.where}: login refused for user {b.user!r}")
             except pika.exceptions.ProbableAccessDeniedError:
-                failures.append(f"{b.where}: access to vhost {b.vhost!r} denied for user {b.user!r}")
+                failures.append(f"{b.where}: vhost {b.vhost!r} does not exist or user {b.user!r} may not use it")
             except (pika.exceptions.AMQPError, OSError, ssl.SSLError) as exc:
                 failures.append(f"{b.where}: {_describe(exc)}")
         raise TransportError(
@@ -334,14 +336,19 @@ def _hdr(v: Any) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
-        inner = exc.args[0]
-        text = str(inner) if not isinstance(inner, str) else inner
-        if "ConnectionRefusedError" in text or "111" in text:
-            return "connection refused"
-        if "gaierror" in text or "Name or service not known" in text:
-            return "host name does not resolve"
-        if "timed out" in text.lower() or "timeout" in text.lower():
-            return "connection timed out"
-    return text
+    """A short human reason for a pika/socket failure (pika nests the real cause in args)."""
+    text = " ".join([str(exc), repr(exc), *(repr(a) for a in exc.args)])
+    low = text.lower()
+    if "connectionrefused" in low or "connection refused" in low:
+        return "connection refused"
+    if isinstance(exc, OSError) and getattr(exc, "errno", None) in (-2, -3, -5) or "name or service not known" in low:
+        return "host name does not resolve"
+    if "timed out" in low or "timeout" in low:
+        return "connection timed out"
+    if "not_allowed" in low and "vhost" in low:
+        return "vhost not found or not allowed"
+    if "ssl" in low and ("certificate" in low or "handshake" in low):
+        return "TLS handshake failed (check plugin.rabbitmq.pool.N.ssl.ca/cert/key)"
+    if "connectionreset" in low or "reset by peer" in low:
+        return "connection reset by the broker"
+    return str(exc) or (repr(exc.args[0]) if exc.args else type(exc).__name__)
