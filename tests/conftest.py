@@ -46,12 +46,26 @@ def fleet_up(lab_dir: Path, n: int = 3, vhost: str = "/mco-py-test", extra: dict
     return env
 
 
+def lab_dir(name: str) -> Path:
+    """A fresh lab state dir the ``rabbitmq`` user can read: ruby-fleet hands a definitions
+    file in it to ``rabbitmqctl import_definitions``, which the broker reads itself, and
+    pytest's own tmp dirs are private (0700), so the import fails there."""
+    d = Path("/tmp/mco-py-tests") / name
+    if d.exists():  # stop nodes a previous, interrupted run left behind (by their pid files)
+        subprocess.run([str(RUBY_FLEET), "down"], env=_fleet_env(d, "/"), capture_output=True, timeout=120)
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    for p in (d.parent, d):
+        p.chmod(0o755)
+    return d
+
+
 @pytest.fixture(scope="session")
-def ruby_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def ruby_fleet() -> Iterator[dict[str, str]]:
     """Three real Ruby mcollectived nodes (node1 web/ams, node2 db/ams, node3 web/fra) in their
     own vhost, psk security, compat preload on. Yields the client environment."""
     assert shutil.which("rabbitmqctl"), "RabbitMQ is not installed: run scripts/setup"
-    lab = tmp_path_factory.mktemp("ruby-fleet")
+    lab = lab_dir("psk-fleet")
     env = fleet_up(lab)
     yield env
     subprocess.run([str(RUBY_FLEET), "down"], env=env, capture_output=True, timeout=120)
