@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .connectors.base import Connector, Target
-from .errors import SecurityError, SerializationError, MarshalError, UsageError
+from .errors import MarshalError, SecurityError, SerializationError, UsageError
 from .filter import Filter
 from .message import IDENTITY_RE, Request, new_requestid
 from .security.base import SecurityProvider
@@ -215,7 +215,7 @@ def ping(
     connector.connect()
     reply_to = connector.reply_queue()
     reqid = new_requestid()
-    wire_filter = flt.with_agent("discovery").to_wire() if hasattr(flt, "with_agent") else flt
+    wire_filter = flt.to_wire()  # as Ruby: the discovery agent is not added to the filter
     req = Request(
         agent="discovery",
         collective=collective,

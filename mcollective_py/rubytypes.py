@@ -64,7 +64,7 @@ class EncodedString(str):
         return f"EncodedString({str.__repr__(self)}, {self.encoding!r})"
 
 
-class HashWithDefault(dict):  # type: ignore[type-arg]
+class HashWithDefault(dict):  # type: ignore[type-arg,unused-ignore]
     """A Ruby Hash that has a default value (Marshal type ``}``)."""
 
     def __init__(self, *args: Any, default: Any = None, **kwargs: Any) -> None:
@@ -79,7 +79,7 @@ class HashWithDefault(dict):  # type: ignore[type-arg]
             return dict.__eq__(self, other) and self.default == other.default
         return dict.__eq__(self, other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment,unused-ignore]
 
 
 # Regexp option bits, as Ruby stores them.

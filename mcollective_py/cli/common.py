@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .. import config as config_mod
+from .. import render
 from ..client import CallOptions, Client, ClientEvents
 from ..config import Config
 from ..connectors.base import Connector
@@ -21,7 +22,6 @@ from ..discovery import parse_stdin
 from ..errors import ConfigError, UsageError
 from ..filter import Filter
 from ..results import NodeReply
-from .. import render
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:

@@ -6,8 +6,15 @@ import argparse
 from typing import Any
 
 from .. import render
-from .common import Terminal, add_common_options, build_filter, call_options, load_config, make_client
-from .common import ConsoleEvents
+from .common import (
+    ConsoleEvents,
+    Terminal,
+    add_common_options,
+    build_filter,
+    call_options,
+    load_config,
+    make_client,
+)
 
 
 def register(sub: Any) -> None:

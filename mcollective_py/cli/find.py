@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import Terminal, add_common_options, build_filter, call_options, load_config, make_client
+from .common import (
+    Terminal,
+    add_common_options,
+    build_filter,
+    call_options,
+    load_config,
+    make_client,
+)
 
 
 def register(sub: Any) -> None:

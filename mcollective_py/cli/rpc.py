@@ -17,7 +17,15 @@ from ..errors import UsageError
 from ..results import Results
 from ..rubytypes import plain
 from . import agent_ddl
-from .common import ConsoleEvents, Terminal, add_common_options, build_filter, call_options, load_config, make_client
+from .common import (
+    ConsoleEvents,
+    Terminal,
+    add_common_options,
+    build_filter,
+    call_options,
+    load_config,
+    make_client,
+)
 
 _KV = re.compile(r"^(.+?)=(.+)$", re.DOTALL)
 

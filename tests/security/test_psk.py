@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from mcollective_py import marshal
-from mcollective_py.errors import DigestMismatch, InvalidCallerId, MarshalError, MessageExpired, SerializationError
+from mcollective_py.errors import (
+    DigestMismatch,
+    InvalidCallerId,
+    MarshalError,
+    MessageExpired,
+    SerializationError,
+)
 from mcollective_py.message import Reply, Request, new_requestid
 from mcollective_py.rubytypes import AsciiString, Symbol
 from mcollective_py.security.psk import PskSecurity, make_callerid
