@@ -14,6 +14,7 @@ import grp
 import hashlib
 import hmac
 import os
+import time
 from typing import Any
 
 from ..errors import ConfigError, DigestMismatch, SerializationError
@@ -21,8 +22,6 @@ from ..message import Reply, Request
 from ..rubytypes import AsciiString, Symbol
 from ..serializers import MARSHAL, Serializer
 from .base import Clock, SecurityProvider, check_callerid, field
-
-import time
 
 CALLERTYPES = ("uid", "gid", "group", "user", "identity")
 
