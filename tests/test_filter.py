@@ -88,7 +88,14 @@ def wire_from_readable(wire: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "compound":
             out[key] = [
                 [
-                    {k: ({fk: _regexp_or(fv) for fk, fv in v.items()} if isinstance(v, dict) else v) for k, v in e.items()}
+                    {
+                        k: (
+                            {fk: _regexp_or(fv) for fk, fv in v.items()}
+                            if isinstance(v, dict)
+                            else v
+                        )
+                        for k, v in e.items()
+                    }
                     for e in stack
                 ]
                 for stack in value
@@ -204,7 +211,10 @@ def test_parse_compound_regex_is_regexp() -> None:
         ("foo and", r"^parse error\(s\) near .* in -S input 'foo and'; a compound filter joins"),
         ("(foo", r"^unbalanced parentheses in -S input '\(foo'"),
         ("foo/bar", r"^malformed token\(s\) 'foo/bar' in -S input"),
-        ("fstat('/tmp').size", r"^could not parse data function .fstat\('/tmp'\)\.size. in -S input; write it as"),
+        (
+            "fstat('/tmp').size",
+            r"^could not parse data function .fstat\('/tmp'\)\.size. in -S input; write it as",
+        ),
         ("f('x').y=/(/", r"^invalid regular expression /\(/ in -S input"),
     ],
 )
@@ -227,12 +237,16 @@ def test_from_cli_orders_flags_then_with() -> None:
 
 
 def test_from_flags_unknown_flag() -> None:
-    with pytest.raises(UsageError, match=r"^unknown filter flag '-X'; use one of -I, -C, -F, -A, -W or -S$"):
+    with pytest.raises(
+        UsageError, match=r"^unknown filter flag '-X'; use one of -I, -C, -F, -A, -W or -S$"
+    ):
         Filter.from_flags([("-X", "a")])
 
 
 def test_from_flags_long_names() -> None:
-    flt = Filter.from_flags([("--with-fact", "a=1"), ("--wc", "c"), ("--with-identity", "n"), ("--select", "x")])
+    flt = Filter.from_flags(
+        [("--with-fact", "a=1"), ("--wc", "c"), ("--with-identity", "n"), ("--select", "x")]
+    )
     assert flt.fact == (FactFilter("a", "==", "1"),)
     assert flt.cf_class == ("c",)
     assert flt.identity == ("n",)
@@ -259,7 +273,10 @@ def test_sequences_become_tuples() -> None:
     [
         (Filter(), False),
         (Filter(identity=("n1", "n2")), True),
-        (Filter(identity=("n1",), fact=(FactFilter("a", "==", "b"),)), True),  # Ruby ignores the fact
+        (
+            Filter(identity=("n1",), fact=(FactFilter("a", "==", "b"),)),
+            True,
+        ),  # Ruby ignores the fact
         (Filter(identity=("n1", "/n/")), False),
         (Filter(identity=("n1\n/x",)), False),  # "^/" is a line anchor in Ruby
         (Filter(identity=(Regexp("n1"),)), False),
@@ -288,12 +305,24 @@ def test_to_wire_key_order_and_types() -> None:
 
 
 def test_empty_to_wire() -> None:
-    assert Filter().to_wire() == {"fact": [], "cf_class": [], "agent": [], "identity": [], "compound": []}
+    assert Filter().to_wire() == {
+        "fact": [],
+        "cf_class": [],
+        "agent": [],
+        "identity": [],
+        "compound": [],
+    }
 
 
 def test_fstatement_wire_order() -> None:
     (token,) = parse_compound("fstat('/tmp').size>0")
-    assert list(token.to_wire()["fstatement"]) == ["r_compare", "operator", "value", "name", "params"]
+    assert list(token.to_wire()["fstatement"]) == [
+        "r_compare",
+        "operator",
+        "value",
+        "name",
+        "params",
+    ]
     (token,) = parse_compound("fstat('/tmp')=1")
     assert list(token.to_wire()["fstatement"]) == ["r_compare", "operator", "name", "params"]
 
@@ -324,7 +353,9 @@ def test_from_wire_is_tolerant() -> None:
             "cf_class": ["base"],
             "fact": [{"fact": "a", "value": "1", "operator": "=="}],  # string keys
             "identity": [Regexp("^n1$")],
-            "compound": [[{"statement": "x"}, {}, {"bogus": 1}, {Symbol("and"): "and"}, {"statement": "y"}]],
+            "compound": [
+                [{"statement": "x"}, {}, {"bogus": 1}, {Symbol("and"): "and"}, {"statement": "y"}]
+            ],
             "unknown": "ignored",
             7: "ignored",
         }
@@ -335,7 +366,11 @@ def test_from_wire_is_tolerant() -> None:
         fact=(FactFilter("a", "==", "1"),),
         agent=("rpcutil",),
         compound=(
-            (CompoundToken("statement", "x"), CompoundToken("and", "and"), CompoundToken("statement", "y")),
+            (
+                CompoundToken("statement", "x"),
+                CompoundToken("and", "and"),
+                CompoundToken("statement", "y"),
+            ),
         ),
     )
 
@@ -351,12 +386,21 @@ def test_from_wire_prefers_symbol_keys() -> None:
         ("nope", r"^filter must be a hash, got str$"),
         ({"agent": "rpcutil"}, r"^filter 'agent' must be an array, got str$"),
         ({"agent": [1]}, r"^filter 'agent' entries must be strings, got int: 1$"),
-        ({"identity": [None]}, r"^filter 'identity' entries must be strings or regexps, got NoneType"),
+        (
+            {"identity": [None]},
+            r"^filter 'identity' entries must be strings or regexps, got NoneType",
+        ),
         ({"fact": ["a=b"]}, r"^filter 'fact' entries must be hashes"),
-        ({"fact": [{"fact": "a", "value": 1, "operator": "=="}]}, r"^filter 'fact' entry needs string"),
+        (
+            {"fact": [{"fact": "a", "value": 1, "operator": "=="}]},
+            r"^filter 'fact' entry needs string",
+        ),
         ({"compound": [["x"]]}, r"^filter 'compound' entries must be hashes"),
         ({"compound": [[{"statement": 5}]]}, r"^compound statement must be a string"),
-        ({"compound": [[{"fstatement": {"name": "f"}}]]}, r"^compound fstatement needs string name"),
+        (
+            {"compound": [[{"fstatement": {"name": "f"}}]]},
+            r"^compound fstatement needs string name",
+        ),
     ],
 )
 def test_from_wire_errors(wire: Any, message: str) -> None:
@@ -374,7 +418,9 @@ NODE: dict[str, Any] = {
 
 
 def test_check_counts() -> None:
-    verdict = check(Filter.from_flags([("-C", "base"), ("-F", "os=Debian"), ("-I", "web1")]), **NODE)
+    verdict = check(
+        Filter.from_flags([("-C", "base"), ("-F", "os=Debian"), ("-I", "web1")]), **NODE
+    )
     assert (verdict.matched, verdict.passed, verdict.failed, verdict.error) == (True, 3, 0, None)
     verdict = check(Filter(), **NODE)
     assert (verdict.matched, verdict.passed, verdict.failed) == (True, 1, 0)
@@ -398,7 +444,9 @@ def test_matches_takes_raw_wire() -> None:
 
 
 def test_classes_are_chomped() -> None:
-    assert matches(Filter(cf_class=("base",)), identity="x", facts={}, classes=["base\r\n"], agents=[])
+    assert matches(
+        Filter(cf_class=("base",)), identity="x", facts={}, classes=["base\r\n"], agents=[]
+    )
 
 
 def test_data_plugin_errors_make_the_stack_false() -> None:
@@ -468,6 +516,10 @@ def test_normalize_facts_like_ruby(value: Any, expected: Any) -> None:
         (r"(?<y>\d+)-\k<y>", "12-12", True),
         (r"[[:digit:]]+x", "12x", True),
         (r"[[:alpha:][:digit:]]", "-", False),
+        (r"[[:alpha:]]", "é", True),  # Unicode, as in Ruby
+        (r"[^[:alpha:]]", "é", False),
+        (r"[[:^digit:]]", "٣", False),
+        (r"[^x[:digit:]]", "\n", True),
         (r"(?m:a.b)", "a\nb", True),  # Ruby m is Python DOTALL
         (r"[a|b]", "|", True),
         (r"\e", "\x1b", True),
