@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import MCollectiveError
-from . import config_cmd, facts, find, inventory, ping, rpc
+from . import config_cmd, facts, find, inventory, ping, rpc, server
 from .common import Terminal
 
-COMMANDS = (ping, rpc, find, facts, inventory, config_cmd)
+COMMANDS = (ping, rpc, find, facts, inventory, config_cmd, server)
 
 
 class _Parser(argparse.ArgumentParser):

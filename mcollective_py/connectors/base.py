@@ -90,6 +90,20 @@ class Connector(ABC):
     @abstractmethod
     def receive(self, timeout: float) -> Delivery | None: ...
 
+    def publish_threadsafe(
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        reply_to: str | None = None,
+        ttl: int = 60,
+        sender: str = "",
+    ) -> None:
+        """``publish`` from another thread than the one calling ``receive``: the message is
+        handed to the connector's own thread and sent from there.  Errors are logged, not
+        raised (the caller has moved on).  Connectors that are thread-safe may just publish."""
+        self.publish(target, payload, reply_to=reply_to, ttl=ttl, sender=sender)
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -277,6 +277,31 @@ class RabbitMQConnector(Connector):
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise TransportError(f"publish to {exchange or '(default)'}/{key} failed: {_describe(exc)}") from None
 
+    def publish_threadsafe(
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        reply_to: str | None = None,
+        ttl: int = 60,
+        sender: str = "",
+    ) -> None:
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            log.warning("dropping a message for %s: not connected to RabbitMQ", target)
+            return
+
+        def send() -> None:
+            try:
+                self.publish(target, payload, reply_to=reply_to, ttl=ttl, sender=sender)
+            except TransportError as exc:
+                log.warning("could not send to %s: %s", target.reply_to or target, exc)
+
+        try:
+            conn.add_callback_threadsafe(send)
+        except (pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
+            log.warning("dropping a message for %s: %s", target, _describe(exc))
+
     # ---------------------------------------------------------------- node side
     def subscribe(self, targets: Sequence[Target]) -> None:
         """Bind one exclusive server-named queue per target (broadcast: exchange

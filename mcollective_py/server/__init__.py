@@ -1,0 +1,1 @@
+"""The node side: daemon, agent framework, built-in agents, policy, audit."""

@@ -1,0 +1,271 @@
+"""The node daemon: receive → decode → check → filter → agent → reply, forever.
+
+Recipe for one message (:meth:`Daemon.handle`):
+
+1. decode and authenticate it with the security provider (psk/ssl);
+2. refuse it if expired, replayed, for a collective we are not in, or for an agent we do
+   not run;
+3. match the filter against our identity, facts, classes and agents;
+4. dispatch: ``discovery`` answers ``pong``; RPC agents validate against their DDL and run;
+5. reply to the request's ``reply_to`` unless the client asked for no results.
+
+Every refusal is counted in :class:`Stats` and logged in one line; nothing a sender puts on
+the wire can stop the daemon: all failures end in a count and a log line.  Requests run on a
+bounded worker pool; when it is full, further requests are refused (counted as
+``overloaded``) rather than queued without bound.  A lost broker connection is retried with
+back-off until it returns, then every subscription is made again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..connectors.base import Connector, Delivery, Target
+from ..errors import (
+    DigestMismatch,
+    InvalidCallerId,
+    MarshalError,
+    MessageExpired,
+    SecurityError,
+    SerializationError,
+    TransportError,
+)
+from ..filter import check as filter_check
+from ..message import Reply, Request
+from ..rpc import RPCRequest
+from ..security.base import SecurityProvider
+from .agent import ActionRequest, Agent
+from .builtin import discovery_reply
+
+log = logging.getLogger("mcollective_py.server")
+
+#: Counter names; the first eight are Ruby's ``daemon_stats`` keys.
+COUNTERS = (
+    "total",
+    "validated",
+    "unvalidated",
+    "passed",
+    "filtered",
+    "ttlexpired",
+    "replies",
+    "bad_messages",
+    "wrong_collective",
+    "unknown_agent",
+    "replayed",
+    "overloaded",
+    "reply_failures",
+)
+
+
+class Stats:
+    """Thread-safe message counters (:data:`COUNTERS`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._c = dict.fromkeys(COUNTERS, 0)
+
+    def incr(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._c[name] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._c)
+
+
+@dataclass
+class NodeView:
+    """What the filter is matched against; callables so facts stay current."""
+
+    identity: str
+    collectives: Sequence[str]
+    facts: Callable[[], Mapping[str, Any]]
+    classes: Callable[[], list[str]]
+
+
+@dataclass
+class Daemon:
+    """One node. ``agents`` maps name → Agent (RPC agents; ``discovery`` is built in)."""
+
+    connector: Connector
+    security: SecurityProvider
+    node: NodeView
+    agents: dict[str, Agent]
+    stats: Stats = field(default_factory=Stats)
+    replay_check: Callable[[Request], bool] | None = None
+    audit: Callable[..., None] | None = None
+    threads: int = 8
+    max_pending: int = 64
+    reconnect_max: float = 2.0
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="mco-py-request")
+        self._pending = threading.BoundedSemaphore(self.max_pending)
+        self._inflight = 0
+        self._inflight_lock = threading.Condition()
+
+    # ---------------------------------------------------------------- subscriptions
+    def targets(self) -> list[Target]:
+        names = ["discovery", *self.agents]
+        out = [Target.broadcast(c, a) for c in self.node.collectives for a in names]
+        out += [Target.directed(c, self.node.identity) for c in self.node.collectives]
+        return out
+
+    def connect(self) -> None:
+        self.connector.connect()
+        self.connector.subscribe(self.targets())
+        log.info("subscribed to %d agents in %s as %s", len(self.agents) + 1, ",".join(self.node.collectives), self.node.identity)
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> None:
+        """Serve until :meth:`stop`; reconnects by itself after broker trouble."""
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                self.connect()
+                delay = 0.2
+                while not self._stop.is_set():
+                    d = self.connector.receive(0.5)
+                    if d is not None:
+                        self.submit(d)
+            except TransportError as exc:
+                if self._stop.is_set():
+                    break
+                log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, delay)
+                self.connector.close()
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.reconnect_max)
+        self.drain()
+        self.connector.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait for in-flight requests (SIGTERM finishes them before exit)."""
+        with self._inflight_lock:
+            self._inflight_lock.wait_for(lambda: self._inflight == 0, timeout=timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, d: Delivery) -> None:
+        """Hand a delivery to the worker pool, or refuse it when the pool is saturated."""
+        if not self._pending.acquire(blocking=False):
+            self.stats.incr("total")
+            self.stats.incr("overloaded")
+            log.warning("refusing a message: %d requests already pending", self.max_pending)
+            return
+        with self._inflight_lock:
+            self._inflight += 1
+
+        def work() -> None:
+            try:
+                out = self.handle(d)
+                if out is not None:
+                    target, payload = out
+                    self.connector.publish_threadsafe(target, payload, sender=self.node.identity)
+            finally:
+                self._pending.release()
+                with self._inflight_lock:
+                    self._inflight -= 1
+                    self._inflight_lock.notify_all()
+
+        self._pool.submit(work)
+
+    # ---------------------------------------------------------------- one message
+    def handle(self, d: Delivery) -> tuple[Target, bytes] | None:
+        """Process one delivery; returns the reply to send, if any. Never raises."""
+        try:
+            return self._handle(d)
+        except Exception:  # noqa: BLE001 - the daemon must survive anything
+            self.stats.incr("bad_messages")
+            log.exception("unexpected failure handling a message from %s", d.sender or "?")
+            return None
+
+    def _reject(self, counter: str, msg: str, *args: Any) -> None:
+        self.stats.incr(counter)
+        log.warning(msg, *args)
+
+    def _handle(self, d: Delivery) -> tuple[Target, bytes] | None:
+        self.stats.incr("total")
+        try:
+            req = self.security.decode_request(d.payload)
+        except (MarshalError, SerializationError) as exc:
+            self._reject("bad_messages", "rejected an undecodable message (%d bytes) from %s: %s", len(d.payload), d.sender or "?", exc)
+            return None
+        except MessageExpired as exc:
+            self.stats.incr("validated")
+            self._reject("ttlexpired", "rejected an expired message from %s: %s", d.sender or "?", exc)
+            return None
+        except (DigestMismatch, InvalidCallerId, SecurityError) as exc:
+            self._reject("unvalidated", "rejected a message that failed security from %s: %s", d.sender or "?", exc)
+            return None
+        self.stats.incr("validated")
+        who = f"{req.callerid}@{req.senderid}"
+        if self.replay_check is not None and not self.replay_check(req):
+            self._reject("replayed", "rejected a replay of request %s for %s from %s", req.requestid, req.agent, who)
+            return None
+        if req.collective not in self.node.collectives:
+            self._reject("wrong_collective", "rejected request %s for collective %r we are not in, from %s", req.requestid, req.collective, who)
+            return None
+        if req.agent != "discovery" and req.agent not in self.agents:
+            self._reject("unknown_agent", "rejected request %s for agent %r which is not loaded, from %s", req.requestid, req.agent, who)
+            return None
+        verdict = filter_check(
+            req.filter,
+            identity=self.node.identity,
+            facts=self.node.facts(),
+            classes=self.node.classes(),
+            agents=["discovery", *self.agents],
+        )
+        if not verdict.matched:
+            self.stats.incr("filtered")
+            log.info("message %s for agent %r from %s does not pass filters%s", req.requestid, req.agent, who,
+                     f" ({verdict.error})" if verdict.error else "")
+            return None
+        self.stats.incr("passed")
+
+        if req.agent == "discovery":
+            body: Any = discovery_reply(req.body)
+            process = True
+        else:
+            try:
+                rpc = RPCRequest.from_wire(req.body)
+            except SerializationError as exc:
+                self._reject("bad_messages", "rejected request %s from %s: %s", req.requestid, who, exc)
+                return None
+            process = rpc.process_results
+            started = time.monotonic()
+            result = self.agents[req.agent].handle(
+                ActionRequest(
+                    agent=req.agent,
+                    action=rpc.action,
+                    data=rpc.data,
+                    caller=req.callerid,
+                    sender=req.senderid,
+                    requestid=req.requestid,
+                    collective=req.collective,
+                    ttl=req.ttl,
+                    msgtime=req.msgtime,
+                )
+            )
+            if self.audit is not None:
+                self.audit(req=req, rpc=rpc, result=result, duration=time.monotonic() - started)
+            body = result.to_wire()
+        if not process:
+            return None
+        if not d.reply_to:
+            self._reject("reply_failures", "request %s from %s has no reply-to; not answering", req.requestid, who)
+            return None
+        payload = self.security.encode_reply(
+            Reply(senderid=self.node.identity, requestid=req.requestid, senderagent=req.agent, msgtime=int(self.clock()), body=body)
+        )
+        self.stats.incr("replies")
+        return Target.reply(d.reply_to), payload
