@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import MCollectiveError
-from . import config_cmd, facts, find, inventory, ping, rpc, server
+from . import agent_cmd, config_cmd, facts, find, inventory, ping, rpc, server, shim
 from .common import Terminal
 
-COMMANDS = (ping, rpc, find, facts, inventory, config_cmd, server)
+COMMANDS = (ping, rpc, find, facts, inventory, config_cmd, server, agent_cmd, shim)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="mco-py", description="Python client for MCollective 2.x (native wire format).")
     p.add_argument("--version", action="version", version=f"mco-py {__version__}")
     p.add_argument("--debug", action="store_true", help="log debug detail to stderr")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="mco_py_command", metavar="COMMAND", parser_class=_Parser)
     for mod in COMMANDS:
         mod.register(sub)
     return p
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.debug:
         logging.getLogger("pika").setLevel(logging.INFO)
-    if not args.command:
+    if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2
     term = Terminal(sys.stdout, sys.stderr, color=not os.environ.get("NO_COLOR"))
@@ -57,10 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args, term))
     except MCollectiveError as exc:
         sys.stdout.flush()
-        sys.stderr.write(f"mco-py {args.command}: {exc}\n")
+        sys.stderr.write(f"mco-py {args.mco_py_command}: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write(f"mco-py {args.command}: interrupted\n")
+        sys.stderr.write(f"mco-py {args.mco_py_command}: interrupted\n")
         return 130
     except BrokenPipeError:
         return 1
