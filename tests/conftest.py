@@ -78,3 +78,115 @@ def run_mco_py(env: dict[str, str], *args: str, timeout: float = 60, stdin: str 
 def run_mco(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Real Ruby ``mco`` with the lab's client.cfg."""
     return subprocess.run(["mco", *args, "-c", env["MCOLLECTIVE_CONFIG"]], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- Python nodes
+def ensure_vhost(vhost: str) -> None:
+    """The vhost, the lab's ``mcollective`` user and the two MCollective exchanges."""
+    def ctl(*a: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *a], capture_output=True, timeout=60)
+
+    ctl("add_vhost", vhost)
+    ctl("add_user", "mcollective", "marionette")
+    ctl("set_permissions", "-p", vhost, "mcollective", ".*", ".*", ".*")
+    import pika
+
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials("mcollective", "marionette")))
+    ch = conn.channel()
+    ch.exchange_declare("mcollective_broadcast", "topic", durable=True)
+    ch.exchange_declare("mcollective_directed", "direct", durable=True)
+    conn.close()
+
+
+PSK = "mco-lab-psk"
+
+
+def client_cfg_text(vhost: str, libdir: str = "") -> str:
+    return (
+        "main_collective = mcollective\ncollectives = mcollective\n"
+        f"libdir = /usr/share/mcollective/plugins{':' + libdir if libdir else ''}\n"
+        f"securityprovider = psk\nplugin.psk = {PSK}\nconnector = rabbitmq\n"
+        f"plugin.rabbitmq.vhost = {vhost}\nplugin.rabbitmq.pool.size = 1\n"
+        "plugin.rabbitmq.pool.1.host = 127.0.0.1\nplugin.rabbitmq.pool.1.port = 61613\n"
+        "plugin.rabbitmq.pool.1.user = mcollective\nplugin.rabbitmq.pool.1.password = marionette\n"
+        "identity = mco-lab-client\nlogger_type = console\nloglevel = warn\n"
+    )
+
+
+class PythonFleet:
+    """``mco-py server`` processes named like ruby-fleet's nodes (same facts and classes)."""
+
+    def __init__(self, root: Path, vhost: str, names: list[str], *, index_offset: int = 0, extra_cfg: str = "", libdir: str = "") -> None:
+        self.root, self.vhost, self.names = root, vhost, names
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        ensure_vhost(vhost)
+        n = len(names) + index_offset
+        self.client_cfg = root / "client.cfg"
+        self.client_cfg.write_text(client_cfg_text(vhost, libdir))
+        for j, name in enumerate(names):
+            i = j + 1 + index_offset
+            d = root / name
+            d.mkdir(parents=True, exist_ok=True)
+            role = "web" if i % 2 == 1 else "db"
+            dc = "ams" if i <= (n + 1) // 2 else "fra"
+            (d / "facts.yaml").write_text(f'---\nrole: {role}\ndatacenter: {dc}\nnode_index: "{i}"\nenvironment: lab\n')
+            (d / "classes.txt").write_text(f"roles::{role}\n" + ("haproxy\n" if role == "web" else "") + "mcollective\n")
+            cfg = client_cfg_text(vhost, libdir).replace("identity = mco-lab-client\nlogger_type = console\nloglevel = warn\n", "")
+            cfg += f"identity = {name}\nlogfile = {d}/daemon.log\nloglevel = info\nplugin.yaml = {d}/facts.yaml\nclassesfile = {d}/classes.txt\n{extra_cfg}"
+            (d / "server.cfg").write_text(cfg)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
+        self.env.update({"MCOLLECTIVE_CONFIG": str(self.client_cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""})
+
+    def log(self, name: str) -> Path:
+        return self.root / name / "daemon.log"
+
+    def start(self, name: str) -> None:
+        d = self.root / name
+        with open(d / "stderr.log", "ab") as err:
+            self.procs[name] = subprocess.Popen(
+                MCO_PY + ["server", "-c", str(d / "server.cfg"), "--pidfile", str(d / "pid")],
+                env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+            )
+
+    def up(self) -> None:
+        for name in self.names:
+            self.start(name)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        args = ["ping", "-t", "2"] + [a for n in self.names for a in ("-I", n)]
+        while time.monotonic() < deadline:
+            r = run_mco_py(self.env, *args)
+            if r.returncode == 0:
+                return
+            for name, p in self.procs.items():
+                assert p.poll() is None, f"{name} died: {(self.root / name / 'stderr.log').read_text()}"
+        raise AssertionError(f"Python nodes not ready: {r.stdout} {r.stderr}")
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def down(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture(scope="session")
+def python_fleet() -> Iterator[PythonFleet]:
+    """Three ``mco-py server`` nodes node1..node3 with ruby-fleet's facts, in their own vhost."""
+    fleet = PythonFleet(lab_dir("py-fleet"), "/mco-py-pyfleet", ["node1", "node2", "node3"])
+    try:
+        fleet.up()
+        yield fleet
+    finally:
+        fleet.down()

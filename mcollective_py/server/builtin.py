@@ -91,6 +91,9 @@ class Rpcutil(Agent):
         }
         for key in ("validated", "unvalidated", "passed", "filtered", "total", "replies", "ttlexpired"):
             reply[key] = int(stats.get(key, 0))
+        # ours, beyond Ruby's keys: why messages were refused
+        for key in ("bad_messages", "wrong_collective", "unknown_agent", "replayed", "overloaded"):
+            reply[key] = int(stats.get(key, 0))
         reply["starttime"] = self.info.starttime
         reply["configfile"] = self.info.configfile
         reply["version"] = VERSION
