@@ -394,21 +394,6 @@ def ruby_time(epoch: float) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S %z")
 
 
-def aggregates_text(summaries: Iterable[tuple[str, str]], *, color: bool = True) -> str:
-    """``text_for_aggregates``: ``(display_as, report text)`` pairs; an empty report says
-    no summary could be computed.  Ends with a newline like Ruby's StringIO puts."""
-    out = []
-    for label, report in summaries:
-        out.append(colorize("bold", f"Summary of {label}:", color))
-        out.append("")
-        if report:
-            out.append("\n".join("   " + x for x in report.split("\n")))
-        else:
-            out.append(colorize("yellow", "     No aggregate summary could be computed", color))
-        out.append("")
-    return "\n".join(out) + ("\n" if out else "")
-
-
 def progress(current: int, total: int, width: int = 0, color: bool = True, spin: int = 0) -> str:
     """One progress update: ``\\r3 / 5`` off a terminal (width 0), else the twirl bar."""
     if width <= 0:

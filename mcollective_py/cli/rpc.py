@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +26,6 @@ from .common import (
     make_client,
 )
 
-_KV = re.compile(r"^(.+?)=(.+)$", re.DOTALL)
 
 
 def register(sub: Any) -> None:
@@ -48,23 +46,6 @@ def register(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def parse_arguments(items: list[str]) -> dict[str, str]:
-    """``key=value`` strings to a dict of strings; UsageError names every malformed item."""
-    out: dict[str, str] = {}
-    bad = []
-    for item in items:
-        m = _KV.match(item)
-        if not m or not re.fullmatch(r"[A-Za-z_][\w]*", m.group(1)):
-            bad.append(item)
-            continue
-        out[m.group(1)] = m.group(2)
-    if bad:
-        raise UsageError(
-            "could not parse action argument(s) " + ", ".join(repr(b) for b in bad) + "; use key=value with a non-empty value"
-        )
-    return out
-
-
 def _batch(text: str | None) -> int:
     if text is None:
         return 0
@@ -78,7 +59,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     flt = build_filter(args)
     # 1. The DDL turns strings into typed, validated inputs before anything touches the network.
     action = agent_ddl.load_action(args.agent, args.action, cfg)
-    data = action.prepare(parse_arguments(args.arguments))
+    data = action.prepare(args.arguments)
     opts = call_options(args, cfg, agent_timeout=action.timeout)
     limit = "1" if args.one else args.limit_nodes
     opts = replace(
@@ -139,7 +120,6 @@ def write_text(results: Results, args: argparse.Namespace, action: agent_ddl.Act
     term.out.write(
         render.rpc_results_text(results, display=display, labels=action.labels, verbose=args.verbose, color=color)
     )
-    summaries = action.summarize(results)
     term.out.write(
         render.puts(
             render.rpc_stats_text(
@@ -147,7 +127,7 @@ def write_text(results: Results, args: argparse.Namespace, action: agent_ddl.Act
                 caption=f"{results.agent}#{results.action} call stats",
                 verbose=args.verbose,
                 color=color,
-                aggregates=render.aggregates_text(summaries, color=color) if summaries else "",
+                aggregates=action.summary_text(results, color=color),
             )
         )
     )

@@ -163,3 +163,72 @@ def test_inventory_command_layout_matches_ruby(ruby_fleet: dict[str, str]) -> No
     volatile = ("Total Messages", "Messages Passed", "Messages Filtered", "Replies Sent", "Processor Time", "System Time")
     keep = lambda s: [ln for ln in s.splitlines() if not any(v in ln for v in volatile)]  # noqa: E731
     assert keep(ours.stdout) == keep(theirs.stdout)
+
+
+def _blocks(text: str) -> tuple[list[str], list[str]]:
+    """Split mco rpc output into per-node blocks (sorted) and everything else, timings masked."""
+    import re
+
+    text = re.sub(r"in [0-9.]+ ms", "in X ms", text)
+    text = re.sub(r"Timestamp: \d+", "Timestamp: T", text)
+    blocks, rest, cur = [], [], []
+    for line in text.split("\n"):
+        if re.match(r"^node\d ", line):
+            cur = [line]
+            blocks.append(cur)
+        elif cur and line.startswith("   ") and not line.startswith("   \x1b[1m"):
+            cur.append(line)
+        else:
+            cur = []
+            rest.append(line)
+    # aggregate lines ("   web = 2") with equal counts come in reply-arrival order: sort runs
+    out: list[str] = []
+    run: list[str] = []
+    for line in [*rest, None]:
+        if line is not None and re.match(r"^ +\S+ = \d+$", line):
+            run.append(line)
+            continue
+        out += sorted(run)
+        run = []
+        if line is not None:
+            out.append(line)
+    return sorted("\n".join(b) for b in blocks), out
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        ["rpcutil", "inventory", "-I", "node1"],
+        ["rpcutil", "get_fact", "fact=role"],
+        ["rpcutil", "get_fact", "fact=datacenter", "-F", "role=web"],
+        ["rpcutil", "ping", "-I", "node1", "-I", "node2"],
+        ["rpcutil", "daemon_stats", "-I", "node2", "--display", "failed"],
+        ["rpcutil", "collective_info"],
+    ],
+    ids=lambda c: " ".join(c),
+)
+def test_rpc_text_layout_matches_mco_line_by_line(ruby_fleet: dict[str, str], call: list[str]) -> None:
+    ours = run_mco_py(ruby_fleet, "rpc", *call)
+    theirs = run_mco(ruby_fleet, "rpc", *call, "--np")
+    assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    ob, orest = _blocks(ours.stdout)
+    tb, trest = _blocks(theirs.stdout)
+    assert ob == tb
+    assert orest == trest  # blank lines, aggregate summary, Finished line (timing masked)
+    if "get_fact" in call:
+        assert "Summary of Value:" in ours.stdout
+
+
+def test_rpc_validation_refuses_bad_input_before_sending(ruby_fleet: dict[str, str]) -> None:
+    r = run_mco_py(ruby_fleet, "rpc", "rpcutil", "get_fact", "fact=bad fact!", "-I", "node1")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "input 'fact': \"bad fact!\" does not match the pattern" in r.stderr
+    r = run_mco_py(ruby_fleet, "rpc", "rpcutil", "nosuch")
+    assert r.returncode == 2 and "action 'nosuch' is not declared in the rpcutil DDL" in r.stderr
+
+
+def test_plugin_doc_matches_mco(ruby_fleet: dict[str, str]) -> None:
+    ours = run_mco_py(ruby_fleet, "plugin", "doc", "agent/rpcutil")
+    theirs = run_mco(ruby_fleet, "plugin", "doc", "agent/rpcutil")
+    assert ours.returncode == theirs.returncode == 0
+    assert ours.stdout == theirs.stdout
