@@ -120,6 +120,7 @@ class PythonFleet:
         self.root, self.vhost, self.names = root, vhost, names
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         ensure_vhost(vhost)
+        root.mkdir(parents=True, exist_ok=True)
         n = len(names) + index_offset
         self.client_cfg = root / "client.cfg"
         self.client_cfg.write_text(client_cfg_text(vhost, libdir))
@@ -190,3 +191,8 @@ def python_fleet() -> Iterator[PythonFleet]:
         yield fleet
     finally:
         fleet.down()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that restart the broker run last: everything else keeps its connections."""
+    items.sort(key=lambda it: 1 if it.get_closest_marker("broker_restart") else 0)
