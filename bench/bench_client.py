@@ -27,7 +27,10 @@ from tests.conftest import MCO_PY, RUBY_FLEET, fleet_up, lab_dir  # noqa: E402
 
 CASES = [
     ("ping -t 1 (3 nodes)", ["ping", "-t", "1"]),
-    ("rpc rpcutil ping -I node1..3 (direct, no discovery)", ["rpc", "rpcutil", "ping", "-I", "node1", "-I", "node2", "-I", "node3"]),
+    (
+        "rpc rpcutil ping -I node1..3 (direct, no discovery)",
+        ["rpc", "rpcutil", "ping", "-I", "node1", "-I", "node2", "-I", "node3"],
+    ),
     ("rpc rpcutil ping (mc discovery 2 s)", ["rpc", "rpcutil", "ping"]),
     ("rpc rpcutil inventory -I node1", ["rpc", "rpcutil", "inventory", "-I", "node1"]),
 ]

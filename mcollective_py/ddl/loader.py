@@ -16,6 +16,7 @@ when the file's size or modification time changes.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +39,14 @@ __all__ = [
 #: Debian's Ruby library dir; core plugins live in ``<it>/mcollective/<kind>/``.
 CORE_LIBDIR = Path("/usr/lib/ruby/vendor_ruby")
 
-#: This project's agent DDLs (``ddl/`` at the repository root).
-PROJECT_DDL_DIR = Path(__file__).resolve().parents[2] / "ddl"
+#: This project's agent DDLs: ``ddl/`` at the repository root in a checkout or editable
+#: install, else where the package installs them (``<prefix>/share/mcollective-py/ddl``).
+_CHECKOUT_DDL_DIR = Path(__file__).resolve().parents[2] / "ddl"
+PROJECT_DDL_DIR = (
+    _CHECKOUT_DDL_DIR
+    if (_CHECKOUT_DDL_DIR / "rpcutil.ddl").is_file()
+    else Path(sys.prefix) / "share" / "mcollective-py" / "ddl"
+)
 
 _NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _KIND = re.compile(r"\A[a-z][a-z_]*\Z")
