@@ -17,7 +17,19 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import MCollectiveError
-from . import agent_cmd, config_cmd, facts, find, inventory, ping, plugin, release, rpc, server, shim
+from . import (
+    agent_cmd,
+    config_cmd,
+    facts,
+    find,
+    inventory,
+    ping,
+    plugin,
+    release,
+    rpc,
+    server,
+    shim,
+)
 from .common import Terminal
 
 COMMANDS = (ping, rpc, find, facts, inventory, plugin, config_cmd, release, server, agent_cmd, shim)

@@ -27,7 +27,6 @@ from .common import (
 )
 
 
-
 def register(sub: Any) -> None:
     p = sub.add_parser("rpc", help="call an agent action on matching nodes", description=__doc__)
     p.add_argument("agent", help="agent name, e.g. rpcutil")

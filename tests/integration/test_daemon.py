@@ -13,11 +13,10 @@ from pathlib import Path
 import pika
 import pytest
 
-from mcollective_py import marshal
 from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCRequest
 from mcollective_py.security.psk import PskSecurity
-from tests.conftest import PSK, PythonFleet, run_mco, run_mco_py
+from tests.conftest import PSK, PythonFleet, run_mco_py
 
 pytestmark = pytest.mark.integration
 
