@@ -82,11 +82,15 @@ class ClientEvents:
 def parse_limit(text: str) -> str:
     """Validate ``--limit-nodes`` (``N`` or ``N%``), return it unchanged."""
     if not re.fullmatch(r"\d+%?", text):
-        raise UsageError(f"invalid --limit-nodes {text!r}; give a count like 5 or a percentage like 25%")
+        raise UsageError(
+            f"invalid --limit-nodes {text!r}; give a count like 5 or a percentage like 25%"
+        )
     return text
 
 
-def pick_nodes(nodes: Sequence[str], limit: str, method: str = "first", seed: int | None = None) -> tuple[str, ...]:
+def pick_nodes(
+    nodes: Sequence[str], limit: str, method: str = "first", seed: int | None = None
+) -> tuple[str, ...]:
     """Ruby's ``pick_nodes_from_discovered``: N nodes, or N% (truncated, at least 1)."""
     if limit.endswith("%"):
         count = int(len(nodes) * (float(limit[:-1]) / 100))
@@ -179,7 +183,9 @@ class Client:
             return NodeList(opts.nodes, method)
         raise UsageError(f"unknown discovery method {method!r}; use mc, flatfile or stdin")
 
-    def discover(self, flt: Filter, opts: CallOptions = CallOptions()) -> tuple[tuple[str, ...], float, str]:
+    def discover(
+        self, flt: Filter, opts: CallOptions = CallOptions()
+    ) -> tuple[tuple[str, ...], float, str]:
         """Run discovery; returns ``(nodes, seconds_taken, method_name)``."""
         d = self.discoverer(flt, opts)
         timeout = self.discovery_timeout(opts, d.name)
@@ -219,12 +225,27 @@ class Client:
             nodes = pick_nodes(nodes, opts.limit_nodes, opts.limit_method, opts.limit_seed)
         requestid = new_requestid()
         if not nodes:
-            return Results(agent, action, requestid, (), (), Stats(wall_start, disc_time, 0.0, self.clock() - t0), method, sent=False)
+            return Results(
+                agent,
+                action,
+                requestid,
+                (),
+                (),
+                Stats(wall_start, disc_time, 0.0, self.clock() - t0),
+                method,
+                sent=False,
+            )
 
-        early_direct = self.direct_addressing and direct_before_encoding(flt, replace(opts, discovery_method=method))
-        direct = early_direct or (self.direct_addressing and len(nodes) <= self.direct_addressing_threshold)
+        early_direct = self.direct_addressing and direct_before_encoding(
+            flt, replace(opts, discovery_method=method)
+        )
+        direct = early_direct or (
+            self.direct_addressing and len(nodes) <= self.direct_addressing_threshold
+        )
         wire_filter = Filter().with_agent(agent).to_wire() if early_direct else flt.to_wire()
-        body = RPCRequest(agent, action, self.security.callerid, dict(data or {}), opts.process_results).to_wire()
+        body = RPCRequest(
+            agent, action, self.security.callerid, dict(data or {}), opts.process_results
+        ).to_wire()
 
         self.connector.connect()
         reply_to = self.connector.reply_queue() if opts.process_results else None
@@ -242,7 +263,9 @@ class Client:
         wait = reply_wait(opts, self.discovery_timeout(opts, method))
         batches: list[tuple[str, ...]]
         if opts.batch_size > 0:
-            batches = [tuple(nodes[i : i + opts.batch_size]) for i in range(0, len(nodes), opts.batch_size)]
+            batches = [
+                tuple(nodes[i : i + opts.batch_size]) for i in range(0, len(nodes), opts.batch_size)
+            ]
         else:
             batches = [tuple(nodes)]
 
@@ -259,13 +282,27 @@ class Client:
             sent_at = self.clock()
             if direct:
                 for node in batch:
-                    self.connector.publish(Target.directed(collective, node), payload, reply_to=reply_to, ttl=ttl, sender=self.identity)
+                    self.connector.publish(
+                        Target.directed(collective, node),
+                        payload,
+                        reply_to=reply_to,
+                        ttl=ttl,
+                        sender=self.identity,
+                    )
             else:
-                self.connector.publish(Target.broadcast(collective, agent), payload, reply_to=reply_to, ttl=ttl, sender=self.identity)
+                self.connector.publish(
+                    Target.broadcast(collective, agent),
+                    payload,
+                    reply_to=reply_to,
+                    ttl=ttl,
+                    sender=self.identity,
+                )
             self.events.request_sent(requestid, batch, direct, len(nodes))
             if not opts.process_results:
                 continue
-            got, bad = self._collect(requestid, agent, action, batch, wait, sent_at, len(replies), len(nodes))
+            got, bad = self._collect(
+                requestid, agent, action, batch, wait, sent_at, len(replies), len(nodes)
+            )
             replies.extend(got)
             rejected += bad
 
@@ -333,7 +370,14 @@ class Client:
         return got, rejected
 
     # ---------------------------------------------------------------- ping
-    def ping(self, flt: Filter | None = None, *, timeout: float = 5.0, opts: CallOptions = CallOptions(), on_reply: Callable[[str, float], Any] | None = None) -> list[PingReply]:
+    def ping(
+        self,
+        flt: Filter | None = None,
+        *,
+        timeout: float = 5.0,
+        opts: CallOptions = CallOptions(),
+        on_reply: Callable[[str, float], Any] | None = None,
+    ) -> list[PingReply]:
         """``mco ping``: broadcast to the discovery agent, wait ``timeout`` (plus ``--dt``),
         return every answer with its round-trip time.  Stops early only when the filter names
         literal identities and all of them answered."""

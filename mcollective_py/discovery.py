@@ -229,7 +229,13 @@ def ping(
     )
     payload = security.encode_request(req)
     start = clock()
-    connector.publish(Target.broadcast(collective, "discovery"), payload, reply_to=reply_to, ttl=ttl, sender=identity)
+    connector.publish(
+        Target.broadcast(collective, "discovery"),
+        payload,
+        reply_to=reply_to,
+        ttl=ttl,
+        sender=identity,
+    )
     found: dict[str, float] = {}
     waiting = set(expect)
     while True:

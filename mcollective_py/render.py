@@ -28,7 +28,13 @@ from .rpc import StatusCode
 from .rubytypes import AsciiString, EncodedString, Regexp, Symbol
 
 # ---------------------------------------------------------------- colours
-_COLORS = {"red": "\033[31m", "green": "\033[32m", "yellow": "\033[33m", "bold": "\033[1m", "reset": "\033[0m"}
+_COLORS = {
+    "red": "\033[31m",
+    "green": "\033[32m",
+    "yellow": "\033[33m",
+    "bold": "\033[1m",
+    "reset": "\033[0m",
+}
 
 
 def colorize(code: str, text: Any, color: bool = True) -> str:
@@ -39,12 +45,25 @@ def colorize(code: str, text: Any, color: bool = True) -> str:
 
 
 # ---------------------------------------------------------------- Ruby inspect
-_SIMPLE_SYMBOL = re.compile(r"^(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>!~^&|]|\*\*|<=>|==|===|=~|!=|!~|<<|>>|<=|>=|\+@|-@)$")
+_SIMPLE_SYMBOL = re.compile(
+    r"^(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>!~^&|]|\*\*|<=>|==|===|=~|!=|!~|<<|>>|<=|>=|\+@|-@)$"
+)
 # What Ruby (Onigmo's "print" class) escapes in a UTF-8 String's inspect: controls (but
 # U+0085), surrogates, unassigned, line/paragraph separators.  Ruby 3.1 knows Unicode 13;
 # characters assigned later are escaped by Ruby and shown by us.
 _UNPRINTABLE = frozenset(("Cc", "Cs", "Cn", "Zl", "Zp"))
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\f": "\\f", "\v": "\\v", "\a": "\\a", "\b": "\\b", "\x1b": "\\e", '"': '\\"', "\\": "\\\\"}
+_ESCAPES = {
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\f": "\\f",
+    "\v": "\\v",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\x1b": "\\e",
+    '"': '\\"',
+    "\\": "\\\\",
+}
 
 
 def _inspect_text(s: str) -> str:
@@ -128,7 +147,9 @@ def ruby_inspect(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(ruby_inspect(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items()) + "}"
+        )
     return _inspect_text(str(value))
 
 
@@ -257,7 +278,9 @@ def status_text(code: int, color: bool) -> str:
     return colorize(_STATUS_COLORS[code], StatusCode(code).label, color)
 
 
-def text_for_result(reply: NodeReply, labels: Mapping[str, str] | None = None, *, color: bool = True) -> str:
+def text_for_result(
+    reply: NodeReply, labels: Mapping[str, str] | None = None, *, color: bool = True
+) -> str:
     """One node's block, as ``RPC::Helpers.text_for_result`` lays it out.
 
     ``labels`` maps output keys to their DDL ``display_as``; keys without one show their name.
@@ -326,7 +349,9 @@ def rpc_results_text(
         body = "".join(verbose_text_for_result(r) for r in results.replies)
     else:
         body = "".join(
-            text_for_result(r, labels, color=color) for r in results.replies if should_display(r.statuscode, display)
+            text_for_result(r, labels, color=color)
+            for r in results.replies
+            if should_display(r.statuscode, display)
         )
     return f"\n{body}\n"
 
@@ -362,8 +387,14 @@ def rpc_stats_text(
     if verbose:
         parts.append(colorize("yellow", f"---- {caption} ----", color))
         c = "red" if responses < discovered else "reset"
-        parts.append("           Nodes: %s / %s" % (colorize(c, discovered, color), colorize(c, responses, color)))
-        parts.append("     Pass / Fail: %s / %s" % (colorize("reset", ok, color), colorize("reset", failed, color)))
+        parts.append(
+            "           Nodes: %s / %s"
+            % (colorize(c, discovered, color), colorize(c, responses, color))
+        )
+        parts.append(
+            "     Pass / Fail: %s / %s"
+            % (colorize("reset", ok, color), colorize("reset", failed, color))
+        )
         parts.append("      Start Time: %s" % ruby_time(st.start_time))
         parts.append("  Discovery Time: %.2fms" % (st.discovery_time * 1000))
         parts.append("      Agent Time: %.2fms" % (st.block_time * 1000))
@@ -376,9 +407,19 @@ def rpc_stats_text(
         )
     parts.append("")
     if results.no_response:
-        parts += ["", colorize("red", "No response from:", color) + "\n\n" + _node_columns(results.no_response)]
+        parts += [
+            "",
+            colorize("red", "No response from:", color)
+            + "\n\n"
+            + _node_columns(results.no_response),
+        ]
     if results.unexpected:
-        parts += ["", colorize("red", "Unexpected response from:", color) + "\n\n" + _node_columns(results.unexpected)]
+        parts += [
+            "",
+            colorize("red", "Unexpected response from:", color)
+            + "\n\n"
+            + _node_columns(results.unexpected),
+        ]
     parts.append("")
     return "\n".join(parts)
 
@@ -399,7 +440,11 @@ def progress(current: int, total: int, width: int = 0, color: bool = True, spin:
     if width <= 0:
         return f"\r{current} / {total}"
     twirl = "|/-\\|/-\\"
-    mark = colorize("green", "*", color) if current == total else colorize("red", twirl[spin % 8], color)
+    mark = (
+        colorize("green", "*", color)
+        if current == total
+        else colorize("red", twirl[spin % 8], color)
+    )
     dashes = round((current / total) * width) if total else width
     return f"\r {mark} [ " + "=" * dashes + ">" + " " * (width - dashes) + f" ] {current} / {total}"
 
@@ -423,7 +468,12 @@ def ping_summary(replies: Sequence[PingReply]) -> str:
     if replies:
         times = [r.time_ms for r in replies]
         avg = sum(times) / len(times)
-        text += "%d replies max: %.2f min: %.2f avg: %.2f \n" % (len(times), max(times), min(times), avg)
+        text += "%d replies max: %.2f min: %.2f avg: %.2f \n" % (
+            len(times),
+            max(times),
+            min(times),
+            avg,
+        )
     else:
         text += "No responses received\n"
     return text
@@ -458,14 +508,20 @@ def fact_value_text(value: Any) -> str:
 def inventory_text(node: str, stats: Mapping[str, Any], inv: Mapping[str, Any]) -> str:
     """``mco inventory NODE`` from ``daemon_stats`` and ``inventory`` reply data."""
     times = stats.get("times") or {}
-    tget: Callable[[str], Any] = (lambda k: times.get(k)) if isinstance(times, dict) else (lambda k: None)
+    tget: Callable[[str], Any] = (
+        (lambda k: times.get(k)) if isinstance(times, dict) else (lambda k: None)
+    )
     lines = [f"Inventory for {node}:", "", "   Server Statistics:"]
     lines.append(f"                      Version: {_s(stats.get('version'))}")
     start = stats.get("starttime")
-    lines.append(f"                   Start Time: {ruby_time(start) if isinstance(start, (int, float)) else _s(start)}")
+    lines.append(
+        f"                   Start Time: {ruby_time(start) if isinstance(start, (int, float)) else _s(start)}"
+    )
     lines.append(f"                  Config File: {_s(stats.get('configfile'))}")
     if "collectives" in inv:
-        lines.append(f"                  Collectives: {', '.join(map(_s, inv.get('collectives') or []))}")
+        lines.append(
+            f"                  Collectives: {', '.join(map(_s, inv.get('collectives') or []))}"
+        )
     if "main_collective" in inv:
         lines.append(f"              Main Collective: {_s(inv.get('main_collective'))}")
     lines.append(f"                   Process ID: {_s(stats.get('pid'))}")
@@ -481,7 +537,11 @@ def inventory_text(node: str, stats: Mapping[str, Any], inv: Mapping[str, Any]) 
     lines += _groups_of_3(agents) if agents else ["      No agents installed"]
     lines += ["", "   Data Plugins:"]
     plugins = sorted(map(_s, inv.get("data_plugins") or []))
-    lines += _groups_of_3([p.replace("_data", "") for p in plugins]) if plugins else ["      No data plugins installed"]
+    lines += (
+        _groups_of_3([p.replace("_data", "") for p in plugins])
+        if plugins
+        else ["      No data plugins installed"]
+    )
     lines += ["", "   Configuration Management Classes:"]
     classes = sorted(map(_s, inv.get("classes") or []))
     if classes:

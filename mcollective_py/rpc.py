@@ -69,7 +69,9 @@ class RPCRequest:
     process_results: bool = True
 
     def to_wire(self) -> dict[Symbol, Any]:
-        data: dict[Any, Any] = {Symbol(k) if isinstance(k, str) else k: v for k, v in self.data.items()}
+        data: dict[Any, Any] = {
+            Symbol(k) if isinstance(k, str) else k: v for k, v in self.data.items()
+        }
         data[Symbol("process_results")] = self.process_results
         # Ruby's action name comes from Symbol#to_s, hence US-ASCII.
         return {
@@ -93,7 +95,9 @@ class RPCRequest:
         pr = _get(data, "process_results", True)
         inputs = {str(k): v for k, v in data.items() if k != "process_results"}
         caller = _get(body, "caller", "")
-        return cls(str(agent), str(action), str(caller or ""), inputs, pr is not False and pr is not None)
+        return cls(
+            str(agent), str(action), str(caller or ""), inputs, pr is not False and pr is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,9 @@ class RPCReply:
         return {
             Symbol("statuscode"): int(self.statuscode),
             Symbol("statusmsg"): self.statusmsg,
-            Symbol("data"): {Symbol(k) if isinstance(k, str) else k: v for k, v in self.data.items()},
+            Symbol("data"): {
+                Symbol(k) if isinstance(k, str) else k: v for k, v in self.data.items()
+            },
         }
 
     @classmethod
@@ -122,4 +128,6 @@ class RPCReply:
         data = _get(body, "data", {})
         if not isinstance(data, dict):
             data = {}
-        return cls(code, str(_get(body, "statusmsg", "") or ""), {str(k): v for k, v in data.items()})
+        return cls(
+            code, str(_get(body, "statusmsg", "") or ""), {str(k): v for k, v in data.items()}
+        )

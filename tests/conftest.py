@@ -32,12 +32,18 @@ def _fleet_env(lab_dir: Path, vhost: str, extra: dict[str, str] | None = None) -
     return env
 
 
-def fleet_up(lab_dir: Path, n: int = 3, vhost: str = "/mco-py-test", extra: dict[str, str] | None = None) -> dict[str, str]:
+def fleet_up(
+    lab_dir: Path, n: int = 3, vhost: str = "/mco-py-test", extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Start (or reuse) a Ruby fleet; returns the environment for clients (``ruby-fleet env``)."""
     env = _fleet_env(lab_dir, vhost, extra)
-    r = subprocess.run([str(RUBY_FLEET), "up", str(n)], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(RUBY_FLEET), "up", str(n)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, f"ruby-fleet up failed:\n{r.stdout}\n{r.stderr}"
-    out = subprocess.run([str(RUBY_FLEET), "env"], env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(RUBY_FLEET), "env"], env=env, check=True, capture_output=True, text=True
+    ).stdout
     for line in out.splitlines():
         if line.startswith("export "):
             k, v = line[len("export ") :].split("=", 1)
@@ -52,7 +58,9 @@ def lab_dir(name: str) -> Path:
     pytest's own tmp dirs are private (0700), so the import fails there."""
     d = Path("/tmp/mco-py-tests") / name
     if d.exists():  # stop nodes a previous, interrupted run left behind (by their pid files)
-        subprocess.run([str(RUBY_FLEET), "down"], env=_fleet_env(d, "/"), capture_output=True, timeout=120)
+        subprocess.run(
+            [str(RUBY_FLEET), "down"], env=_fleet_env(d, "/"), capture_output=True, timeout=120
+        )
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     for p in (d.parent, d):
@@ -71,18 +79,37 @@ def ruby_fleet() -> Iterator[dict[str, str]]:
     subprocess.run([str(RUBY_FLEET), "down"], env=env, capture_output=True, timeout=120)
 
 
-def run_mco_py(env: dict[str, str], *args: str, timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(MCO_PY + list(args), env=env, capture_output=True, text=True, timeout=timeout, input=stdin, cwd=REPO)
+def run_mco_py(
+    env: dict[str, str], *args: str, timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        MCO_PY + list(args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        cwd=REPO,
+    )
 
 
-def run_mco(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_mco(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Real Ruby ``mco`` with the lab's client.cfg."""
-    return subprocess.run(["mco", *args, "-c", env["MCOLLECTIVE_CONFIG"]], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["mco", *args, "-c", env["MCOLLECTIVE_CONFIG"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------- Python nodes
 def ensure_vhost(vhost: str) -> None:
     """The vhost, the lab's ``mcollective`` user and the two MCollective exchanges."""
+
     def ctl(*a: str) -> None:
         subprocess.run(["rabbitmqctl", "-q", *a], capture_output=True, timeout=60)
 
@@ -91,7 +118,11 @@ def ensure_vhost(vhost: str) -> None:
     ctl("set_permissions", "-p", vhost, "mcollective", ".*", ".*", ".*")
     import pika
 
-    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, vhost, pika.PlainCredentials("mcollective", "marionette")))
+    conn = pika.BlockingConnection(
+        pika.ConnectionParameters(
+            "127.0.0.1", 5672, vhost, pika.PlainCredentials("mcollective", "marionette")
+        )
+    )
     ch = conn.channel()
     ch.exchange_declare("mcollective_broadcast", "topic", durable=True)
     ch.exchange_declare("mcollective_directed", "direct", durable=True)
@@ -116,7 +147,16 @@ def client_cfg_text(vhost: str, libdir: str = "") -> str:
 class PythonFleet:
     """``mco-py server`` processes named like ruby-fleet's nodes (same facts and classes)."""
 
-    def __init__(self, root: Path, vhost: str, names: list[str], *, index_offset: int = 0, extra_cfg: str = "", libdir: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        vhost: str,
+        names: list[str],
+        *,
+        index_offset: int = 0,
+        extra_cfg: str = "",
+        libdir: str = "",
+    ) -> None:
         self.root, self.vhost, self.names = root, vhost, names
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         ensure_vhost(vhost)
@@ -130,13 +170,23 @@ class PythonFleet:
             d.mkdir(parents=True, exist_ok=True)
             role = "web" if i % 2 == 1 else "db"
             dc = "ams" if i <= (n + 1) // 2 else "fra"
-            (d / "facts.yaml").write_text(f'---\nrole: {role}\ndatacenter: {dc}\nnode_index: "{i}"\nenvironment: lab\n')
-            (d / "classes.txt").write_text(f"roles::{role}\n" + ("haproxy\n" if role == "web" else "") + "mcollective\n")
-            cfg = client_cfg_text(vhost, libdir).replace("identity = mco-lab-client\nlogger_type = console\nloglevel = warn\n", "")
+            (d / "facts.yaml").write_text(
+                f'---\nrole: {role}\ndatacenter: {dc}\nnode_index: "{i}"\nenvironment: lab\n'
+            )
+            (d / "classes.txt").write_text(
+                f"roles::{role}\n" + ("haproxy\n" if role == "web" else "") + "mcollective\n"
+            )
+            cfg = client_cfg_text(vhost, libdir).replace(
+                "identity = mco-lab-client\nlogger_type = console\nloglevel = warn\n", ""
+            )
             cfg += f"identity = {name}\nlogfile = {d}/daemon.log\nloglevel = info\nplugin.yaml = {d}/facts.yaml\nclassesfile = {d}/classes.txt\n{extra_cfg}"
             (d / "server.cfg").write_text(cfg)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-        self.env.update({"MCOLLECTIVE_CONFIG": str(self.client_cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""})
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))
+        }
+        self.env.update(
+            {"MCOLLECTIVE_CONFIG": str(self.client_cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
+        )
 
     def log(self, name: str) -> Path:
         return self.root / name / "daemon.log"
@@ -146,7 +196,10 @@ class PythonFleet:
         with open(d / "stderr.log", "ab") as err:
             self.procs[name] = subprocess.Popen(
                 MCO_PY + ["server", "-c", str(d / "server.cfg"), "--pidfile", str(d / "pid")],
-                env=self.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+                env=self.env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
 
     def up(self) -> None:
@@ -164,7 +217,9 @@ class PythonFleet:
             if r.returncode == 0:
                 return
             for name, p in self.procs.items():
-                assert p.poll() is None, f"{name} died: {(self.root / name / 'stderr.log').read_text()}"
+                assert p.poll() is None, (
+                    f"{name} died: {(self.root / name / 'stderr.log').read_text()}"
+                )
         raise AssertionError(f"Python nodes not ready: {r.stdout} {r.stderr}")
 
     def pid(self, name: str) -> int:

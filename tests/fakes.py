@@ -47,7 +47,8 @@ class FakeNode(threading.Thread):
         self._halt = threading.Event()
         self.conn.connect()
         self.conn.subscribe(
-            [Target.broadcast("mcollective", a) for a in agents] + [Target.directed("mcollective", identity)]
+            [Target.broadcast("mcollective", a) for a in agents]
+            + [Target.directed("mcollective", identity)]
         )
 
     def run(self) -> None:
@@ -59,7 +60,13 @@ class FakeNode(threading.Thread):
                 req = self.sec.decode_request(d.payload)
             except Exception:  # noqa: BLE001 - a fake node ignores what it cannot read
                 continue
-            if not matches(req.filter, identity=self.identity, facts=self.facts, classes=self.classes, agents=self.agents):
+            if not matches(
+                req.filter,
+                identity=self.identity,
+                facts=self.facts,
+                classes=self.classes,
+                agents=self.agents,
+            ):
                 continue
             self.requests.append(req)
             if self.silent:

@@ -29,7 +29,9 @@ def broker() -> MemoryBroker:
 
 @pytest.fixture
 def nodes(broker: MemoryBroker) -> Iterator[dict[str, FakeNode]]:
-    ns = {n: FakeNode(broker, n, facts=f, classes=(f"roles::{f['role']}",)) for n, f in FACTS.items()}
+    ns = {
+        n: FakeNode(broker, n, facts=f, classes=(f"roles::{f['role']}",)) for n, f in FACTS.items()
+    }
     for n in ns.values():
         n.start()
     yield ns
@@ -55,7 +57,14 @@ class Recorder(ClientEvents):
 
 def make(broker: MemoryBroker, psk: str = "secret", **kw) -> tuple[Client, Recorder]:  # type: ignore[no-untyped-def]
     ev = Recorder()
-    c = Client(MemoryConnector(broker, identity="client"), PskSecurity(psk, callerid="uid=0"), identity="client", events=ev, sleep=lambda s: None, **kw)
+    c = Client(
+        MemoryConnector(broker, identity="client"),
+        PskSecurity(psk, callerid="uid=0"),
+        identity="client",
+        events=ev,
+        sleep=lambda s: None,
+        **kw,
+    )
     return c, ev
 
 
@@ -68,7 +77,9 @@ def test_discovery_finds_matching_nodes(broker: MemoryBroker, nodes: dict[str, F
     assert sorted(found) == ["node1", "node3"] and method == "mc"
 
 
-def test_literal_identities_skip_discovery(broker: MemoryBroker, nodes: dict[str, FakeNode]) -> None:
+def test_literal_identities_skip_discovery(
+    broker: MemoryBroker, nodes: dict[str, FakeNode]
+) -> None:
     c, ev = make(broker)
     res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["node1", "node2"]), FAST)
     assert sorted(res.responders) == ["node1", "node2"] and res.all_ok
@@ -100,7 +111,13 @@ def test_silent_and_failed_nodes_are_reported(broker: MemoryBroker) -> None:
         n.start()
     try:
         c, _ = make(broker)
-        res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["ok1", "bad1", "mute1"]), CallOptions(timeout=0.5))
+        res = c.rpc(
+            "rpcutil",
+            "ping",
+            {},
+            Filter.from_cli(identity=["ok1", "bad1", "mute1"]),
+            CallOptions(timeout=0.5),
+        )
     finally:
         for n in ns:
             n.stop()
@@ -115,7 +132,9 @@ def test_wrong_psk_node_stays_silent(broker: MemoryBroker) -> None:
     n.start()
     try:
         c, _ = make(broker)
-        res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["node1"]), CallOptions(timeout=0.3))
+        res = c.rpc(
+            "rpcutil", "ping", {}, Filter.from_cli(identity=["node1"]), CallOptions(timeout=0.3)
+        )
     finally:
         n.stop()
     assert res.no_response == ("node1",) and n.requests == []
@@ -126,14 +145,18 @@ def test_replies_failing_security_are_rejected_and_counted(broker: MemoryBroker)
     n.start()
     try:
         c, ev = make(broker)
-        res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["node1"]), CallOptions(timeout=0.3))
+        res = c.rpc(
+            "rpcutil", "ping", {}, Filter.from_cli(identity=["node1"]), CallOptions(timeout=0.3)
+        )
     finally:
         n.stop()
     assert res.no_response == ("node1",) and res.rejected_replies == 1
     assert "DigestMismatch" in ev.rejected[0]
 
 
-def test_batches_reuse_one_requestid_and_sleep_between(broker: MemoryBroker, nodes: dict[str, FakeNode]) -> None:
+def test_batches_reuse_one_requestid_and_sleep_between(
+    broker: MemoryBroker, nodes: dict[str, FakeNode]
+) -> None:
     c, ev = make(broker)
     opts = CallOptions(timeout=1.0, batch_size=2, batch_sleep=0.5)
     res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["node1", "node2", "node3"]), opts)
@@ -145,7 +168,13 @@ def test_batches_reuse_one_requestid_and_sleep_between(broker: MemoryBroker, nod
 
 def test_limit_nodes(broker: MemoryBroker, nodes: dict[str, FakeNode]) -> None:
     c, _ = make(broker)
-    res = c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["node1", "node2", "node3"]), CallOptions(timeout=1.0, limit_nodes="1"))
+    res = c.rpc(
+        "rpcutil",
+        "ping",
+        {},
+        Filter.from_cli(identity=["node1", "node2", "node3"]),
+        CallOptions(timeout=1.0, limit_nodes="1"),
+    )
     assert res.discovered == ("node1",) and res.responders == ("node1",)
 
 
@@ -158,7 +187,9 @@ def test_limit_nodes(broker: MemoryBroker, nodes: dict[str, FakeNode]) -> None:
         (["a", "b"], "5", "first", None, ("a", "b")),
     ],
 )
-def test_pick_nodes(nodes: list[str], limit: str, method: str, seed: int | None, want: tuple[str, ...]) -> None:
+def test_pick_nodes(
+    nodes: list[str], limit: str, method: str, seed: int | None, want: tuple[str, ...]
+) -> None:
     assert client_mod.pick_nodes(nodes, limit, method, seed) == want
 
 
@@ -180,8 +211,13 @@ def test_nothing_discovered_sends_nothing(broker: MemoryBroker, nodes: dict[str,
 
 def test_unknown_collective_is_refused(broker: MemoryBroker) -> None:
     c, _ = make(broker)
-    with pytest.raises(UsageError, match=r"collective 'other' is not one of the configured collectives \(mcollective\)"):
-        c.rpc("rpcutil", "ping", {}, Filter.from_cli(identity=["x"]), CallOptions(collective="other"))
+    with pytest.raises(
+        UsageError,
+        match=r"collective 'other' is not one of the configured collectives \(mcollective\)",
+    ):
+        c.rpc(
+            "rpcutil", "ping", {}, Filter.from_cli(identity=["x"]), CallOptions(collective="other")
+        )
 
 
 def test_broker_down_is_transport_error(broker: MemoryBroker) -> None:
@@ -195,11 +231,20 @@ def test_flatfile_narrowing_like_ruby() -> None:
     from mcollective_py.discovery import narrow_by_identity
 
     nodes = ("web1", "web2", "db1")
-    assert narrow_by_identity(nodes, Filter.from_cli(identity=["/web/"]), "flatfile") == ("web1", "web2")
-    assert narrow_by_identity(nodes, Filter.from_cli(identity=["db1", "nothere"]), "flatfile") == ("db1",)
+    assert narrow_by_identity(nodes, Filter.from_cli(identity=["/web/"]), "flatfile") == (
+        "web1",
+        "web2",
+    )
+    assert narrow_by_identity(nodes, Filter.from_cli(identity=["db1", "nothere"]), "flatfile") == (
+        "db1",
+    )
     # a regex entry replaces what came before, as in Ruby
-    assert narrow_by_identity(nodes, Filter.from_cli(identity=["db1", "/web1/"]), "flatfile") == ("web1",)
-    with pytest.raises(UsageError, match=r"cannot use fact filters with the flatfile discovery method"):
+    assert narrow_by_identity(nodes, Filter.from_cli(identity=["db1", "/web1/"]), "flatfile") == (
+        "web1",
+    )
+    with pytest.raises(
+        UsageError, match=r"cannot use fact filters with the flatfile discovery method"
+    ):
         narrow_by_identity(nodes, Filter.from_cli(fact=["a=b"]), "flatfile")
 
 

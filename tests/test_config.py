@@ -86,12 +86,17 @@ def test_mcollective_config_env_is_used_when_no_c_flag(tmp_path: Path) -> None:
 
 
 def test_missing_explicit_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^config file /nonexistent.cfg \(from -c/--config\) does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"^config file /nonexistent.cfg \(from -c/--config\) does not exist"
+    ):
         config.load("/nonexistent.cfg", env={}, home=str(tmp_path), system_dirs=())
 
 
 def test_unknown_key_is_refused_with_suggestion(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown config option 'colectives' at .*client.cfg:1; did you mean 'collectives'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown config option 'colectives' at .*client.cfg:1; did you mean 'collectives'\?",
+    ):
         load(tmp_path, "colectives = x\n")
 
 
@@ -103,7 +108,10 @@ def test_plugin_d_files(tmp_path: Path) -> None:
 
 
 def test_stomp_user_env_overrides_every_pool_entry(tmp_path: Path) -> None:
-    text = LAB_CFG.replace("pool.size = 1", "pool.size = 2") + "plugin.rabbitmq.pool.2.host = 127.0.0.2\n"
+    text = (
+        LAB_CFG.replace("pool.size = 1", "pool.size = 2")
+        + "plugin.rabbitmq.pool.2.host = 127.0.0.2\n"
+    )
     cfg = load(tmp_path, text, env={"STOMP_USER": "u", "STOMP_PASSWORD": "p"})
     assert cfg.get("plugin.rabbitmq.pool.1.user") == "u"
     assert cfg.get("plugin.rabbitmq.pool.2.password") == "p"
@@ -112,12 +120,22 @@ def test_stomp_user_env_overrides_every_pool_entry(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "prop", "match"),
     [
-        ("ttl = soon\n", "ttl", r"config option 'ttl' has invalid value 'soon' \(from .*:1\); expected a whole number"),
-        ("direct_addressing = maybe\n", "direct_addressing", r"'maybe'.*expected one of 1/yes/true"),
+        (
+            "ttl = soon\n",
+            "ttl",
+            r"config option 'ttl' has invalid value 'soon' \(from .*:1\); expected a whole number",
+        ),
+        (
+            "direct_addressing = maybe\n",
+            "direct_addressing",
+            r"'maybe'.*expected one of 1/yes/true",
+        ),
         ("identity = bad name!\n", "identity", r"'bad name!'"),
     ],
 )
-def test_bad_values_name_key_value_and_origin(tmp_path: Path, text: str, prop: str, match: str) -> None:
+def test_bad_values_name_key_value_and_origin(
+    tmp_path: Path, text: str, prop: str, match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         cfg = load(tmp_path, text)
         getattr(cfg, prop)
@@ -131,6 +149,13 @@ def test_secrets_are_redacted(tmp_path: Path) -> None:
 
 
 def test_str_to_bool_forms(tmp_path: Path) -> None:
-    for v, want in [("1", True), ("YES", True), ("t", True), ("0", False), ("n", False), ("False", False)]:
+    for v, want in [
+        ("1", True),
+        ("YES", True),
+        ("t", True),
+        ("0", False),
+        ("n", False),
+        ("False", False),
+    ]:
         cfg = load(tmp_path, f"color = {v}\n")
         assert cfg.color is want

@@ -57,7 +57,14 @@ def test_text_for_result_matches_mco_inventory_block() -> None:
 
 
 def test_failed_result_shows_label_and_message_in_colour() -> None:
-    r = NodeReply("node1", "echo", "echo", 1, "Failed to run echo.py: echo.py asked to fail with 1\n", {"msg": "x"})
+    r = NodeReply(
+        "node1",
+        "echo",
+        "echo",
+        1,
+        "Failed to run echo.py: echo.py asked to fail with 1\n",
+        {"msg": "x"},
+    )
     assert render.text_for_result(r, color=True) == (
         "node1                                    \x1b[31mRequest Aborted\x1b[0m\n"
         "   \x1b[33mFailed to run echo.py: echo.py asked to fail with 1\n\x1b[0m\n\n"
@@ -70,7 +77,9 @@ def test_agent_inventory_wraps_like_ruby_pp() -> None:
             Symbol("agent"): "rpcutil",
             Symbol("license"): "Apache License, Version 2.0",
             Symbol("timeout"): 10,
-            Symbol("description"): "General helpful actions that expose stats and internals to SimpleRPC clients",
+            Symbol(
+                "description"
+            ): "General helpful actions that expose stats and internals to SimpleRPC clients",
             Symbol("name"): "rpcutil",
         }
     ]
@@ -110,7 +119,10 @@ def test_ping_summary() -> None:
     from mcollective_py.results import PingReply
 
     reps = [PingReply("node2", 8.85), PingReply("node1", 10.01), PingReply("node3", 11.79)]
-    assert render.ping_summary(reps) == "\n\n---- ping statistics ----\n3 replies max: 11.79 min: 8.85 avg: 10.22 \n"
+    assert (
+        render.ping_summary(reps)
+        == "\n\n---- ping statistics ----\n3 replies max: 11.79 min: 8.85 avg: 10.22 \n"
+    )
     assert render.ping_summary([]) == "\n\n---- ping statistics ----\nNo responses received\n"
 
 
@@ -125,9 +137,21 @@ def test_facts_report() -> None:
 
 @pytest.mark.parametrize(
     ("x", "want"),
-    [(1.0, "1.0"), (1.5, "1.5"), (1e20, "1.0e+20"), (1e16, "1.0e+16"), (1e15, "1.0e+15"), (123456789012345.0, "123456789012345.0"),
-     (0.0001, "0.0001"), (0.00001, "1.0e-05"), (-0.0, "-0.0"), (math.inf, "Infinity"), (math.nan, "NaN"),
-     (123456.789, "123456.789"), (1.2345e-7, "1.2345e-07")],
+    [
+        (1.0, "1.0"),
+        (1.5, "1.5"),
+        (1e20, "1.0e+20"),
+        (1e16, "1.0e+16"),
+        (1e15, "1.0e+15"),
+        (123456789012345.0, "123456789012345.0"),
+        (0.0001, "0.0001"),
+        (0.00001, "1.0e-05"),
+        (-0.0, "-0.0"),
+        (math.inf, "Infinity"),
+        (math.nan, "NaN"),
+        (123456.789, "123456.789"),
+        (1.2345e-7, "1.2345e-07"),
+    ],
 )
 def test_ruby_float(x: float, want: str) -> None:
     assert render.ruby_float(x) == want
@@ -158,16 +182,23 @@ _char = st.characters(codec="utf-8", exclude_categories=("Cs", "Cn")).filter(
 )
 _text = st.text(alphabet=_char, max_size=30)
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=False, allow_infinity=True), _text,
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=True),
+    _text,
     st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True).map(Symbol),
-    st.text(alphabet="abc \"#{}\\\n\t", max_size=12),
+    st.text(alphabet='abc "#{}\\\n\t', max_size=12),
 )
 _values = st.recursive(
     _scalars,
     lambda kids: st.one_of(
         st.lists(kids, max_size=6),
-        st.dictionaries(st.one_of(_text, st.from_regex(r"[a-z]{1,10}", fullmatch=True).map(Symbol)), kids, max_size=6),
+        st.dictionaries(
+            st.one_of(_text, st.from_regex(r"[a-z]{1,10}", fullmatch=True).map(Symbol)),
+            kids,
+            max_size=6,
+        ),
     ),
     max_leaves=25,
 )
@@ -176,7 +207,11 @@ _values = st.recursive(
 class _Ruby:
     def __init__(self) -> None:
         self.p = subprocess.Popen(
-            ["ruby", str(HERE / "ruby_values.rb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+            ["ruby", str(HERE / "ruby_values.rb")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
 
     def ask(self, v: Any) -> dict[str, str]:
@@ -200,7 +235,9 @@ def ruby() -> Any:
 
 
 @pytest.mark.integration
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(v=_values)
 def test_inspect_and_pretty_inspect_match_ruby(ruby: _Ruby, v: Any) -> None:
     want = ruby.ask(v)

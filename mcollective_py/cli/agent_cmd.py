@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("agent", help="run Python agents outside the daemon", description=__doc__)
     asub = p.add_subparsers(dest="agent_command", metavar="SUBCOMMAND", required=True)
     r = asub.add_parser("run", help="run one request file through an agent (used by Ruby shims)")
-    r.add_argument("-c", "--config", metavar="FILE", help="the node's server.cfg (agent settings, facts)")
+    r.add_argument(
+        "-c", "--config", metavar="FILE", help="the node's server.cfg (agent settings, facts)"
+    )
     r.add_argument("agent")
     r.add_argument("request_file")
     r.add_argument("reply_file")
@@ -48,10 +50,16 @@ def _quiet_logging(cfg: config_mod.Config) -> None:
         root.removeHandler(h)
     logfile = cfg.get("logfile")
     try:
-        handler: logging.Handler = logging.FileHandler(logfile, encoding="utf-8") if logfile else logging.NullHandler()
+        handler: logging.Handler = (
+            logging.FileHandler(logfile, encoding="utf-8") if logfile else logging.NullHandler()
+        )
     except OSError:
         handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter(
+            "%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"
+        )
+    )
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 
@@ -74,11 +82,17 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         if args.agent not in agent_classes(cfg):
             raise MCollectiveError(f"no Python agent called {args.agent!r} is installed")
         state = NodeState((cfg.get("plugin.yaml") or "").split(":"), cfg.get("classesfile"))
-        context = AgentContext(cfg.identity, {k: s.value for k, s in cfg.settings.items()}, state.facts, state.classes)
+        context = AgentContext(
+            cfg.identity, {k: s.value for k, s in cfg.settings.items()}, state.facts, state.classes
+        )
         only = config_mod.Config(
-            settings={**cfg.settings, "activate_agents": config_mod.Setting("0", "agent run"),
-                      f"plugin.{args.agent}.activate_agent": config_mod.Setting("1", "agent run")},
-            role=cfg.role, files=cfg.files,
+            settings={
+                **cfg.settings,
+                "activate_agents": config_mod.Setting("0", "agent run"),
+                f"plugin.{args.agent}.activate_agent": config_mod.Setting("1", "agent run"),
+            },
+            role=cfg.role,
+            files=cfg.files,
         )
         agent = load_agents(only, context)[args.agent]
     except MCollectiveError as exc:

@@ -41,7 +41,9 @@ class ActionInfo:
         """The aggregate block ``mco`` prints for this action, or ``""``."""
         if not self.action.aggregates:
             return ""
-        return format_summaries(summarize(self.action, [dict(r.data) for r in results.replies]), color=color)
+        return format_summaries(
+            summarize(self.action, [dict(r.data) for r in results.replies]), color=color
+        )
 
 
 def load_action(agent: str, action: str, cfg: Config) -> ActionInfo:

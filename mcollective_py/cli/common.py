@@ -25,32 +25,143 @@ from ..results import NodeReply
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", metavar="FILE", help="MCollective client.cfg to load (over the system files)")
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="MCollective client.cfg to load (over the system files)",
+    )
 
 
 def add_common_options(p: argparse.ArgumentParser, *, rpc: bool = True) -> None:
     """Config, filter, discovery and timing flags."""
     add_config_option(p)
     g = p.add_argument_group("host filters")
-    g.add_argument("-I", "--wi", "--with-identity", dest="f_identity", action="append", default=[], metavar="ID", help="identity, or /regex/")
-    g.add_argument("-C", "--wc", "--with-class", dest="f_class", action="append", default=[], metavar="CLASS", help="configuration management class, or /regex/")
-    g.add_argument("-F", "--wf", "--with-fact", dest="f_fact", action="append", default=[], metavar="FACT", help="fact=value (also == != < > <= >= =~ and fact=/regex/)")
-    g.add_argument("-A", "--wa", "--with-agent", dest="f_agent", action="append", default=[], metavar="AGENT", help="nodes that have this agent")
-    g.add_argument("-W", "--with", dest="f_with", action="append", default=[], metavar="FILTER", help="combined fact and class filter, e.g. 'role=web roles::web'")
-    g.add_argument("-S", "--select", dest="f_select", action="append", default=[], metavar="EXPR", help="compound filter, e.g. 'role=web and not /db/'")
+    g.add_argument(
+        "-I",
+        "--wi",
+        "--with-identity",
+        dest="f_identity",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="identity, or /regex/",
+    )
+    g.add_argument(
+        "-C",
+        "--wc",
+        "--with-class",
+        dest="f_class",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="configuration management class, or /regex/",
+    )
+    g.add_argument(
+        "-F",
+        "--wf",
+        "--with-fact",
+        dest="f_fact",
+        action="append",
+        default=[],
+        metavar="FACT",
+        help="fact=value (also == != < > <= >= =~ and fact=/regex/)",
+    )
+    g.add_argument(
+        "-A",
+        "--wa",
+        "--with-agent",
+        dest="f_agent",
+        action="append",
+        default=[],
+        metavar="AGENT",
+        help="nodes that have this agent",
+    )
+    g.add_argument(
+        "-W",
+        "--with",
+        dest="f_with",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help="combined fact and class filter, e.g. 'role=web roles::web'",
+    )
+    g.add_argument(
+        "-S",
+        "--select",
+        dest="f_select",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="compound filter, e.g. 'role=web and not /db/'",
+    )
     d = p.add_argument_group("discovery and timing")
-    d.add_argument("-T", "--target", dest="collective", metavar="COLLECTIVE", help="collective to address")
-    d.add_argument("--dt", "--discovery-timeout", dest="discovery_timeout", type=_seconds("--dt"), metavar="SEC", help="seconds to wait for discovery replies (mc default 2)")
-    d.add_argument("-t", "--timeout", dest="timeout", type=_seconds("-t"), metavar="SEC", help="seconds to wait for replies")
-    d.add_argument("--ttl", dest="ttl", type=_whole("--ttl"), metavar="SEC", help="message time-to-live in seconds (default 60)")
-    d.add_argument("--dm", "--disc-method", dest="discovery_method", metavar="METHOD", help="discovery method: mc, flatfile, stdin")
-    d.add_argument("--do", "--disc-option", dest="discovery_options", action="append", default=[], metavar="OPT", help="discovery option (flatfile: path; stdin: auto|text|json)")
-    d.add_argument("--nodes", dest="nodes_file", metavar="FILE", help="discover from a file of identities (flatfile)")
+    d.add_argument(
+        "-T", "--target", dest="collective", metavar="COLLECTIVE", help="collective to address"
+    )
+    d.add_argument(
+        "--dt",
+        "--discovery-timeout",
+        dest="discovery_timeout",
+        type=_seconds("--dt"),
+        metavar="SEC",
+        help="seconds to wait for discovery replies (mc default 2)",
+    )
+    d.add_argument(
+        "-t",
+        "--timeout",
+        dest="timeout",
+        type=_seconds("-t"),
+        metavar="SEC",
+        help="seconds to wait for replies",
+    )
+    d.add_argument(
+        "--ttl",
+        dest="ttl",
+        type=_whole("--ttl"),
+        metavar="SEC",
+        help="message time-to-live in seconds (default 60)",
+    )
+    d.add_argument(
+        "--dm",
+        "--disc-method",
+        dest="discovery_method",
+        metavar="METHOD",
+        help="discovery method: mc, flatfile, stdin",
+    )
+    d.add_argument(
+        "--do",
+        "--disc-option",
+        dest="discovery_options",
+        action="append",
+        default=[],
+        metavar="OPT",
+        help="discovery option (flatfile: path; stdin: auto|text|json)",
+    )
+    d.add_argument(
+        "--nodes",
+        dest="nodes_file",
+        metavar="FILE",
+        help="discover from a file of identities (flatfile)",
+    )
     o = p.add_argument_group("output")
-    o.add_argument("-v", "--verbose", action="store_true", help="more detail (per-node status, call stats)")
+    o.add_argument(
+        "-v", "--verbose", action="store_true", help="more detail (per-node status, call stats)"
+    )
     if rpc:
-        o.add_argument("-j", "--json", action="store_true", help="JSON output, the same schema as mco rpc --json")
-        o.add_argument("--np", "--no-progress", dest="no_progress", action="store_true", help="no progress indicator")
+        o.add_argument(
+            "-j",
+            "--json",
+            action="store_true",
+            help="JSON output, the same schema as mco rpc --json",
+        )
+        o.add_argument(
+            "--np",
+            "--no-progress",
+            dest="no_progress",
+            action="store_true",
+            help="no progress indicator",
+        )
 
 
 def _seconds(flag: str) -> Any:
@@ -58,7 +169,9 @@ def _seconds(flag: str) -> Any:
         try:
             v = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} needs a number of seconds, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"{flag} needs a number of seconds, got {text!r}"
+            ) from None
         if v < 0 or v != v:
             raise argparse.ArgumentTypeError(f"{flag} must not be negative, got {text!r}")
         return v
@@ -93,7 +206,13 @@ def build_filter(args: argparse.Namespace) -> Filter:
     )
 
 
-def call_options(args: argparse.Namespace, cfg: Config, *, stdin: IO[str] | None = None, agent_timeout: float = 10.0) -> CallOptions:
+def call_options(
+    args: argparse.Namespace,
+    cfg: Config,
+    *,
+    stdin: IO[str] | None = None,
+    agent_timeout: float = 10.0,
+) -> CallOptions:
     """Discovery method and node list from ``--dm/--do/--nodes`` (stdin read here, once)."""
     method = args.discovery_method or cfg.default_discovery_method
     nodes: tuple[str, ...] | None = None
@@ -104,7 +223,9 @@ def call_options(args: argparse.Namespace, cfg: Config, *, stdin: IO[str] | None
         nodes = NodeList.from_file(args.nodes_file).nodes
     elif method == "flatfile":
         if not args.discovery_options:
-            raise UsageError("the flatfile discovery method needs a file: --do FILE or --nodes FILE")
+            raise UsageError(
+                "the flatfile discovery method needs a file: --do FILE or --nodes FILE"
+            )
         from ..discovery import NodeList
 
         nodes = NodeList.from_file(args.discovery_options[0]).nodes
@@ -189,7 +310,9 @@ class ConsoleEvents(ClientEvents):
     def discovery_started(self, method: str, timeout: float) -> None:
         if self.announce:
             t = int(timeout) if float(timeout).is_integer() else timeout
-            self.term.err.write(f"Discovering hosts using the {method} method for {t} second(s) .... ")
+            self.term.err.write(
+                f"Discovering hosts using the {method} method for {t} second(s) .... "
+            )
             self.term.err.flush()
 
     def discovery_finished(self, nodes: Sequence[str], seconds: float) -> None:
@@ -200,13 +323,17 @@ class ConsoleEvents(ClientEvents):
     def request_sent(self, requestid: str, nodes: Sequence[str], direct: bool, total: int) -> None:
         if self.progress and not self.started:
             self.started = True
-            self.term.out.write("\n" + render.progress(0, total, self.width, self.term.color, self.spin))
+            self.term.out.write(
+                "\n" + render.progress(0, total, self.width, self.term.color, self.spin)
+            )
             self.term.out.flush()
 
     def reply_received(self, reply: NodeReply, received: int, expected: int) -> None:
         if self.progress:
             self.spin += 1
-            self.term.out.write(render.progress(received, expected, self.width, self.term.color, self.spin))
+            self.term.out.write(
+                render.progress(received, expected, self.width, self.term.color, self.spin)
+            )
             self.term.out.flush()
 
     def finish(self) -> None:

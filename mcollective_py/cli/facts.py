@@ -18,7 +18,9 @@ from .common import (
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("facts", help="report the values of a fact across nodes", description=__doc__)
+    p = sub.add_parser(
+        "facts", help="report the values of a fact across nodes", description=__doc__
+    )
     p.add_argument("fact", help="fact name, e.g. role")
     add_common_options(p)
     p.set_defaults(run=run)
@@ -31,7 +33,9 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     events = ConsoleEvents(term, progress=False, announce_discovery=False)
     client = make_client(cfg, events)
     try:
-        results = client.rpc("rpcutil", "get_fact", {"fact": args.fact}, flt, call_options(args, cfg))
+        results = client.rpc(
+            "rpcutil", "get_fact", {"fact": args.fact}, flt, call_options(args, cfg)
+        )
     finally:
         client.connector.close()
     values: dict[str, list[str]] = {}
@@ -43,7 +47,9 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     if args.json:
         return 0 if results.all_ok else 1
     if results.sent:
-        term.out.write(render.puts(render.rpc_stats_text(results, verbose=args.verbose, color=color)))
+        term.out.write(
+            render.puts(render.rpc_stats_text(results, verbose=args.verbose, color=color))
+        )
     else:
         term.err.write("\nNo request sent, we did not discover any nodes.\n")
     return 0 if results.all_ok else 1

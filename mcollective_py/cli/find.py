@@ -32,5 +32,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     for n in nodes:
         term.out.write(n + "\n")
     if args.verbose:
-        term.err.write(f"\nDiscovered {len(nodes)} nodes in {took:.2f} seconds using the {method} discovery plugin\n")
+        term.err.write(
+            f"\nDiscovered {len(nodes)} nodes in {took:.2f} seconds using the {method} discovery plugin\n"
+        )
     return 0 if nodes else 1

@@ -15,7 +15,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("inventory", help="show one node's inventory", description=__doc__)
     p.add_argument("node", help="the node's identity")
     add_config_option(p)
-    p.add_argument("-t", "--timeout", type=float, default=None, metavar="SEC", help="seconds to wait (default 10)")
+    p.add_argument(
+        "-t",
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="seconds to wait (default 10)",
+    )
     p.add_argument("-T", "--target", dest="collective", metavar="COLLECTIVE")
     p.set_defaults(run=run, ttl=None)
 

@@ -43,7 +43,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mco-py", description="Python client for MCollective 2.x (native wire format).")
+    p = _Parser(
+        prog="mco-py", description="Python client for MCollective 2.x (native wire format)."
+    )
     p.add_argument("--version", action="version", version=f"mco-py {__version__}")
     p.add_argument("--debug", action="store_true", help="log debug detail to stderr")
     sub = p.add_subparsers(dest="mco_py_command", metavar="COMMAND", parser_class=_Parser)

@@ -29,7 +29,9 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         replies = client.ping(
             flt,
             timeout=args.timeout if args.timeout is not None else 5.0,
-            opts=CallOptions(discovery_timeout=args.discovery_timeout, collective=args.collective, ttl=args.ttl),
+            opts=CallOptions(
+                discovery_timeout=args.discovery_timeout, collective=args.collective, ttl=args.ttl
+            ),
             on_reply=show,
         )
     finally:

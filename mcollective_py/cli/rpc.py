@@ -35,13 +35,50 @@ def register(sub: Any) -> None:
     add_common_options(p)
     r = p.add_argument_group("rpc")
     r.add_argument("--batch", dest="batch", metavar="N", help="send to N nodes at a time")
-    r.add_argument("--batch-sleep", dest="batch_sleep", type=float, default=None, metavar="SEC", help="seconds between batches (default 1)")
-    r.add_argument("--limit-nodes", "--ln", "--limit", dest="limit_nodes", metavar="N|N%", help="only call N (or N%%) of the discovered nodes")
-    r.add_argument("--limit-seed", dest="limit_seed", type=int, metavar="SEED", help="seed for random node limiting")
-    r.add_argument("--limit-method", dest="limit_method", choices=("first", "random"), help="how --limit-nodes picks (default first)")
-    r.add_argument("-1", "--one", dest="one", action="store_true", help="call only one node (--limit-nodes 1)")
-    r.add_argument("--display", choices=("ok", "failed", "all"), help="which replies to show (default: the DDL's)")
-    r.add_argument("--no-results", "--nr", dest="no_results", action="store_true", help="send and do not wait for replies")
+    r.add_argument(
+        "--batch-sleep",
+        dest="batch_sleep",
+        type=float,
+        default=None,
+        metavar="SEC",
+        help="seconds between batches (default 1)",
+    )
+    r.add_argument(
+        "--limit-nodes",
+        "--ln",
+        "--limit",
+        dest="limit_nodes",
+        metavar="N|N%",
+        help="only call N (or N%%) of the discovered nodes",
+    )
+    r.add_argument(
+        "--limit-seed",
+        dest="limit_seed",
+        type=int,
+        metavar="SEED",
+        help="seed for random node limiting",
+    )
+    r.add_argument(
+        "--limit-method",
+        dest="limit_method",
+        choices=("first", "random"),
+        help="how --limit-nodes picks (default first)",
+    )
+    r.add_argument(
+        "-1", "--one", dest="one", action="store_true", help="call only one node (--limit-nodes 1)"
+    )
+    r.add_argument(
+        "--display",
+        choices=("ok", "failed", "all"),
+        help="which replies to show (default: the DDL's)",
+    )
+    r.add_argument(
+        "--no-results",
+        "--nr",
+        dest="no_results",
+        action="store_true",
+        help="send and do not wait for replies",
+    )
     p.set_defaults(run=run)
 
 
@@ -64,14 +101,18 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     opts = replace(
         opts,
         batch_size=_batch(args.batch),
-        batch_sleep=args.batch_sleep if args.batch_sleep is not None else float(cfg.get_float("default_batch_sleep_time", 1.0) or 1.0),
+        batch_sleep=args.batch_sleep
+        if args.batch_sleep is not None
+        else float(cfg.get_float("default_batch_sleep_time", 1.0) or 1.0),
         limit_nodes=limit,
         limit_method=args.limit_method or (cfg.get("rpclimitmethod") or "first"),
         limit_seed=args.limit_seed,
         process_results=not args.no_results,
     )
     color = cfg.color and term.color
-    events = ConsoleEvents(term, progress=not (args.no_progress or args.json), announce_discovery=not args.json)
+    events = ConsoleEvents(
+        term, progress=not (args.no_progress or args.json), announce_discovery=not args.json
+    )
     client = make_client(cfg, events)
     try:
         results = client.rpc(args.agent, args.action, data, flt, opts)
@@ -114,10 +155,18 @@ def write_json(results: Results, term: Terminal) -> None:
         term.err.write("No response from: " + " ".join(sorted(results.no_response)) + "\n")
 
 
-def write_text(results: Results, args: argparse.Namespace, action: agent_ddl.ActionInfo, term: Terminal, color: bool) -> None:
+def write_text(
+    results: Results,
+    args: argparse.Namespace,
+    action: agent_ddl.ActionInfo,
+    term: Terminal,
+    color: bool,
+) -> None:
     display = args.display or action.display
     term.out.write(
-        render.rpc_results_text(results, display=display, labels=action.labels, verbose=args.verbose, color=color)
+        render.rpc_results_text(
+            results, display=display, labels=action.labels, verbose=args.verbose, color=color
+        )
     )
     term.out.write(
         render.puts(

@@ -22,15 +22,25 @@ from ..config import Config
 from ..errors import ConfigError
 from .common import Terminal, make_connector
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "warning": logging.WARNING,
-          "error": logging.ERROR, "fatal": logging.CRITICAL}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("server", help="run a node daemon", description=__doc__)
-    p.add_argument("-c", "--config", metavar="FILE", help="server.cfg (default /etc/mcollective/server.cfg)")
+    p.add_argument(
+        "-c", "--config", metavar="FILE", help="server.cfg (default /etc/mcollective/server.cfg)"
+    )
     p.add_argument("--pidfile", metavar="FILE", help="write the daemon's pid here")
-    p.add_argument("--daemonize", action="store_true", help="detach from the terminal (use with --pidfile)")
+    p.add_argument(
+        "--daemonize", action="store_true", help="detach from the terminal (use with --pidfile)"
+    )
     p.set_defaults(run=run, ttl=None)
 
 
@@ -47,8 +57,14 @@ def setup_logging(cfg: Config, *, foreground: bool) -> None:
         try:
             handler = logging.FileHandler(logfile, encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot open logfile {logfile} (from {cfg.origin('logfile')}): {exc.strerror}") from None
-    handler.setFormatter(logging.Formatter("%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"))
+            raise ConfigError(
+                f"cannot open logfile {logfile} (from {cfg.origin('logfile')}): {exc.strerror}"
+            ) from None
+    handler.setFormatter(
+        logging.Formatter(
+            "%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"
+        )
+    )
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -65,8 +81,12 @@ def build(cfg: Config) -> Any:
 
     fact_files = (cfg.get("plugin.yaml") or "").split(":")
     state = NodeState(fact_files, cfg.get("classesfile"))
-    context = AgentContext(identity=cfg.identity, settings={k: s.value for k, s in cfg.settings.items()},
-                           facts=state.facts, classes=state.classes)
+    context = AgentContext(
+        identity=cfg.identity,
+        settings={k: s.value for k, s in cfg.settings.items()},
+        facts=state.facts,
+        classes=state.classes,
+    )
     agents = load_agents(cfg, context)
     daemon = Daemon(
         connector=make_connector(cfg),
@@ -75,8 +95,12 @@ def build(cfg: Config) -> Any:
         agents=agents,
         threads=cfg.get_int("plugin.mcollective_py.threads", 8) or 8,
     )
-    info = DaemonInfo(config=cfg, configfile=cfg.files[-1] if cfg.files else "",
-                      stats=daemon.stats.snapshot, agents=lambda: list(daemon.agents.values()))
+    info = DaemonInfo(
+        config=cfg,
+        configfile=cfg.files[-1] if cfg.files else "",
+        stats=daemon.stats.snapshot,
+        agents=lambda: list(daemon.agents.values()),
+    )
     for a in agents.values():
         if isinstance(a, Rpcutil):
             a.info = info
@@ -107,7 +131,12 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         tmp.write_text(f"{os.getpid()}\n")
         tmp.replace(args.pidfile)
     log = logging.getLogger("mcollective_py.server")
-    log.info("mco-py server %s starting with %s (agents: %s)", cfg.identity, ", ".join(cfg.files), ", ".join(sorted(daemon.agents)))
+    log.info(
+        "mco-py server %s starting with %s (agents: %s)",
+        cfg.identity,
+        ", ".join(cfg.files),
+        ", ".join(sorted(daemon.agents)),
+    )
 
     def on_term(signum: int, frame: Any) -> None:
         log.info("signal %d: finishing in-flight requests and exiting", signum)

@@ -15,13 +15,22 @@ from .common import Terminal
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("shim", help="generate Ruby shim agents for Python agents", description=__doc__)
+    p = sub.add_parser(
+        "shim", help="generate Ruby shim agents for Python agents", description=__doc__
+    )
     ssub = p.add_subparsers(dest="shim_command", metavar="SUBCOMMAND", required=True)
     b = ssub.add_parser("build", help="write shims for the named agents")
     b.add_argument("agents", nargs="+", metavar="AGENT")
     b.add_argument("--out", required=True, metavar="DIR", help="libdir to write into")
-    b.add_argument("-c", "--config", metavar="FILE", help="server.cfg (for libdir and extra agents)")
-    b.add_argument("--command", dest="shim_cmd", metavar="CMD", help="how the shim starts mco-py (default: this Python with -m mcollective_py)")
+    b.add_argument(
+        "-c", "--config", metavar="FILE", help="server.cfg (for libdir and extra agents)"
+    )
+    b.add_argument(
+        "--command",
+        dest="shim_cmd",
+        metavar="CMD",
+        help="how the shim starts mco-py (default: this Python with -m mcollective_py)",
+    )
     b.set_defaults(run=run, ttl=None)
 
 
@@ -33,14 +42,18 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     known = agent_classes(cfg)
     unknown = [a for a in args.agents if a not in known]
     if unknown:
-        raise UsageError(f"no Python agent called {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise UsageError(
+            f"no Python agent called {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
     command = args.shim_cmd.split() if args.shim_cmd else default_command()
     out = Path(args.out)
     for name in args.agents:
         ddl = load_agent_ddl(name, list(cfg.libdir))
         assert isinstance(ddl, AgentDDL)
         assert ddl.path is not None
-        for rel, text in shim_files(ddl, Path(ddl.path).read_text(encoding="utf-8"), command).items():
+        for rel, text in shim_files(
+            ddl, Path(ddl.path).read_text(encoding="utf-8"), command
+        ).items():
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.tmp")

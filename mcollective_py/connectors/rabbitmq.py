@@ -79,7 +79,9 @@ def brokers_from_config(cfg: Config) -> list[Broker]:
         tls = p.get(f"pool.{i}.ssl", "0").strip().lower() in ("1", "true", "yes", "y", "t")
         port_s = p.get(f"pool.{i}.amqp_port", "5671" if tls else "5672").strip()
         if not port_s.isdigit():
-            raise ConfigError(f"plugin.rabbitmq.pool.{i}.amqp_port must be a port number, got {port_s!r}")
+            raise ConfigError(
+                f"plugin.rabbitmq.pool.{i}.amqp_port must be a port number, got {port_s!r}"
+            )
         out.append(
             Broker(
                 host=host,
@@ -183,7 +185,9 @@ class RabbitMQConnector(Connector):
             except pika.exceptions.ProbableAuthenticationError:
                 failures.append(f"{b.where}: login refused for user {b.user!r}")
             except pika.exceptions.ProbableAccessDeniedError:
-                failures.append(f"{b.where}: vhost {b.vhost!r} does not exist or user {b.user!r} may not use it")
+                failures.append(
+                    f"{b.where}: vhost {b.vhost!r} does not exist or user {b.user!r} may not use it"
+                )
             except (pika.exceptions.AMQPError, OSError, ssl.SSLError) as exc:
                 failures.append(f"{b.where}: {_describe(exc)}")
         raise TransportError(
@@ -273,9 +277,13 @@ class RabbitMQConnector(Connector):
             headers={"mc_sender": sender or self.identity},
         )
         try:
-            self._channel().basic_publish(exchange=exchange, routing_key=key, body=payload, properties=props)
+            self._channel().basic_publish(
+                exchange=exchange, routing_key=key, body=payload, properties=props
+            )
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise TransportError(f"publish to {exchange or '(default)'}/{key} failed: {_describe(exc)}") from None
+            raise TransportError(
+                f"publish to {exchange or '(default)'}/{key} failed: {_describe(exc)}"
+            ) from None
 
     def publish_threadsafe(
         self,
@@ -320,7 +328,9 @@ class RabbitMQConnector(Connector):
                 ch.queue_bind(queue=q, exchange=exchange, routing_key=key)
                 ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
             except (pika.exceptions.AMQPError, OSError) as exc:
-                raise TransportError(f"cannot subscribe to {exchange}/{key}: {_describe(exc)}") from None
+                raise TransportError(
+                    f"cannot subscribe to {exchange}/{key}: {_describe(exc)}"
+                ) from None
             self._subscriptions.append(t)
 
     # ---------------------------------------------------------------- receiving
@@ -366,7 +376,11 @@ def _describe(exc: BaseException) -> str:
     low = text.lower()
     if "connectionrefused" in low or "connection refused" in low:
         return "connection refused"
-    if isinstance(exc, OSError) and getattr(exc, "errno", None) in (-2, -3, -5) or "name or service not known" in low:
+    if (
+        isinstance(exc, OSError)
+        and getattr(exc, "errno", None) in (-2, -3, -5)
+        or "name or service not known" in low
+    ):
         return "host name does not resolve"
     if "timed out" in low or "timeout" in low:
         return "connection timed out"

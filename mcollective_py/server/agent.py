@@ -193,7 +193,9 @@ class Agent:
             log.exception("%s#%s failed before running", self.name, req.action)
             return RPCReply(StatusCode.UNKNOWN_ERROR, f"{type(exc).__name__}: {exc}", {})
 
-    def _run_with_timeout(self, method: Callable[..., Any], req: ActionRequest, reply: Reply) -> RPCReply:
+    def _run_with_timeout(
+        self, method: Callable[..., Any], req: ActionRequest, reply: Reply
+    ) -> RPCReply:
         box: dict[str, Any] = {}
 
         def target() -> None:
@@ -217,8 +219,18 @@ class Agent:
             if isinstance(err, ActionError):
                 reply.fail(str(err), int(err.code))
             else:
-                log.error("%s#%s failed: %s: %s", self.name, req.action, type(err).__name__, err, exc_info=err)
-                reply.fail(f"{type(err).__name__}: {err}" if not str(err) else str(err), StatusCode.UNKNOWN_ERROR)
+                log.error(
+                    "%s#%s failed: %s: %s",
+                    self.name,
+                    req.action,
+                    type(err).__name__,
+                    err,
+                    exc_info=err,
+                )
+                reply.fail(
+                    f"{type(err).__name__}: {err}" if not str(err) else str(err),
+                    StatusCode.UNKNOWN_ERROR,
+                )
             return reply.to_rpc()
         result = box.get("result")
         if isinstance(result, Mapping):

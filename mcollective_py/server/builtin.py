@@ -80,7 +80,10 @@ class Rpcutil(Agent):
     def daemon_stats(self, req: ActionRequest, reply: Reply) -> None:
         t = os.times()
         stats = self.info.stats()
-        reply["threads"] = [f"#<Thread:{th.name} {'run' if th.is_alive() else 'dead'}>" for th in threading.enumerate()]
+        reply["threads"] = [
+            f"#<Thread:{th.name} {'run' if th.is_alive() else 'dead'}>"
+            for th in threading.enumerate()
+        ]
         reply["agents"] = self._agent_names()
         reply["pid"] = os.getpid()
         reply["times"] = {
@@ -89,7 +92,15 @@ class Rpcutil(Agent):
             Symbol("cutime"): t.children_user,
             Symbol("cstime"): t.children_system,
         }
-        for key in ("validated", "unvalidated", "passed", "filtered", "total", "replies", "ttlexpired"):
+        for key in (
+            "validated",
+            "unvalidated",
+            "passed",
+            "filtered",
+            "total",
+            "replies",
+            "ttlexpired",
+        ):
             reply[key] = int(stats.get(key, 0))
         # ours, beyond Ruby's keys: why messages were refused
         for key in ("bad_messages", "wrong_collective", "unknown_agent", "replayed", "overloaded"):
@@ -132,4 +143,6 @@ class Rpcutil(Agent):
 
     @action
     def get_data(self, req: ActionRequest, reply: Reply) -> None:
-        raise Aborted(f"Cannot find data plugin: {req.data.get('source')} (mcollective-py nodes have no data plugins yet)")
+        raise Aborted(
+            f"Cannot find data plugin: {req.data.get('source')} (mcollective-py nodes have no data plugins yet)"
+        )

@@ -107,7 +107,9 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="mco-py-request")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.threads, thread_name_prefix="mco-py-request"
+        )
         self._pending = threading.BoundedSemaphore(self.max_pending)
         self._inflight = 0
         self._inflight_lock = threading.Condition()
@@ -122,7 +124,12 @@ class Daemon:
     def connect(self) -> None:
         self.connector.connect()
         self.connector.subscribe(self.targets())
-        log.info("subscribed to %d agents in %s as %s", len(self.agents) + 1, ",".join(self.node.collectives), self.node.identity)
+        log.info(
+            "subscribed to %d agents in %s as %s",
+            len(self.agents) + 1,
+            ",".join(self.node.collectives),
+            self.node.identity,
+        )
 
     # ---------------------------------------------------------------- main loop
     def run(self) -> None:
@@ -198,25 +205,56 @@ class Daemon:
         try:
             req = self.security.decode_request(d.payload)
         except (MarshalError, SerializationError) as exc:
-            self._reject("bad_messages", "rejected an undecodable message (%d bytes) from %s: %s", len(d.payload), d.sender or "?", exc)
+            self._reject(
+                "bad_messages",
+                "rejected an undecodable message (%d bytes) from %s: %s",
+                len(d.payload),
+                d.sender or "?",
+                exc,
+            )
             return None
         except MessageExpired as exc:
             self.stats.incr("validated")
-            self._reject("ttlexpired", "rejected an expired message from %s: %s", d.sender or "?", exc)
+            self._reject(
+                "ttlexpired", "rejected an expired message from %s: %s", d.sender or "?", exc
+            )
             return None
         except (DigestMismatch, InvalidCallerId, SecurityError) as exc:
-            self._reject("unvalidated", "rejected a message that failed security from %s: %s", d.sender or "?", exc)
+            self._reject(
+                "unvalidated",
+                "rejected a message that failed security from %s: %s",
+                d.sender or "?",
+                exc,
+            )
             return None
         self.stats.incr("validated")
         who = f"{req.callerid}@{req.senderid}"
         if self.replay_check is not None and not self.replay_check(req):
-            self._reject("replayed", "rejected a replay of request %s for %s from %s", req.requestid, req.agent, who)
+            self._reject(
+                "replayed",
+                "rejected a replay of request %s for %s from %s",
+                req.requestid,
+                req.agent,
+                who,
+            )
             return None
         if req.collective not in self.node.collectives:
-            self._reject("wrong_collective", "rejected request %s for collective %r we are not in, from %s", req.requestid, req.collective, who)
+            self._reject(
+                "wrong_collective",
+                "rejected request %s for collective %r we are not in, from %s",
+                req.requestid,
+                req.collective,
+                who,
+            )
             return None
         if req.agent != "discovery" and req.agent not in self.agents:
-            self._reject("unknown_agent", "rejected request %s for agent %r which is not loaded, from %s", req.requestid, req.agent, who)
+            self._reject(
+                "unknown_agent",
+                "rejected request %s for agent %r which is not loaded, from %s",
+                req.requestid,
+                req.agent,
+                who,
+            )
             return None
         verdict = filter_check(
             req.filter,
@@ -227,8 +265,13 @@ class Daemon:
         )
         if not verdict.matched:
             self.stats.incr("filtered")
-            log.info("message %s for agent %r from %s does not pass filters%s", req.requestid, req.agent, who,
-                     f" ({verdict.error})" if verdict.error else "")
+            log.info(
+                "message %s for agent %r from %s does not pass filters%s",
+                req.requestid,
+                req.agent,
+                who,
+                f" ({verdict.error})" if verdict.error else "",
+            )
             return None
         self.stats.incr("passed")
 
@@ -239,7 +282,9 @@ class Daemon:
             try:
                 rpc = RPCRequest.from_wire(req.body)
             except SerializationError as exc:
-                self._reject("bad_messages", "rejected request %s from %s: %s", req.requestid, who, exc)
+                self._reject(
+                    "bad_messages", "rejected request %s from %s: %s", req.requestid, who, exc
+                )
                 return None
             process = rpc.process_results
             started = time.monotonic()
@@ -262,10 +307,21 @@ class Daemon:
         if not process:
             return None
         if not d.reply_to:
-            self._reject("reply_failures", "request %s from %s has no reply-to; not answering", req.requestid, who)
+            self._reject(
+                "reply_failures",
+                "request %s from %s has no reply-to; not answering",
+                req.requestid,
+                who,
+            )
             return None
         payload = self.security.encode_reply(
-            Reply(senderid=self.node.identity, requestid=req.requestid, senderagent=req.agent, msgtime=int(self.clock()), body=body)
+            Reply(
+                senderid=self.node.identity,
+                requestid=req.requestid,
+                senderagent=req.agent,
+                msgtime=int(self.clock()),
+                body=body,
+            )
         )
         self.stats.incr("replies")
         return Target.reply(d.reply_to), payload

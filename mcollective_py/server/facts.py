@@ -42,7 +42,9 @@ def load_classes(path: str) -> list[str]:
 class NodeState:
     """Facts and classes, cached and refreshed when their files change. Thread-safe."""
 
-    def __init__(self, fact_files: Sequence[str], classes_file: str | None, *, min_interval: float = 1.0) -> None:
+    def __init__(
+        self, fact_files: Sequence[str], classes_file: str | None, *, min_interval: float = 1.0
+    ) -> None:
         self.fact_files = [f for f in fact_files if f]
         self.classes_file = classes_file
         self.min_interval = min_interval
@@ -72,13 +74,19 @@ class NodeState:
         try:
             self._facts = load_yaml_facts(self.fact_files)
         except (OSError, ValueError, yaml.YAMLError) as exc:
-            log.warning("Failed to load yaml facts from %s: %s; keeping %d known facts",
-                        ":".join(self.fact_files), exc, len(self._facts))
+            log.warning(
+                "Failed to load yaml facts from %s: %s; keeping %d known facts",
+                ":".join(self.fact_files),
+                exc,
+                len(self._facts),
+            )
         if self.classes_file:
             try:
                 self._classes = load_classes(self.classes_file)
             except OSError as exc:
-                log.warning("Cannot read classes file %s: %s", self.classes_file, exc.strerror or exc)
+                log.warning(
+                    "Cannot read classes file %s: %s", self.classes_file, exc.strerror or exc
+                )
         self._stamp = stamp
         self._checked = time.monotonic()
 

@@ -61,7 +61,9 @@ def is_active(cfg: Config, name: str) -> bool:
     return cfg.get_bool("activate_agents", True)
 
 
-def load_agents(cfg: Config, context: AgentContext, *, extra_libdirs: tuple[str, ...] = ()) -> dict[str, Agent]:
+def load_agents(
+    cfg: Config, context: AgentContext, *, extra_libdirs: tuple[str, ...] = ()
+) -> dict[str, Agent]:
     """Instantiate every active agent bound to its DDL. Raises AgentLoadError."""
     agents: dict[str, Agent] = {}
     for name, cls in agent_classes(cfg).items():
@@ -79,4 +81,7 @@ def load_agents(cfg: Config, context: AgentContext, *, extra_libdirs: tuple[str,
 
 def describe(agents: dict[str, Agent]) -> list[dict[str, Any]]:
     """One line of facts per loaded agent, for logs."""
-    return [{"agent": n, "ddl": str(a.ddl.path), "timeout": a.timeout} for n, a in sorted(agents.items())]
+    return [
+        {"agent": n, "ddl": str(a.ddl.path), "timeout": a.timeout}
+        for n, a in sorted(agents.items())
+    ]

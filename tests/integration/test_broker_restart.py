@@ -23,14 +23,20 @@ def node() -> Iterator[PythonFleet]:
         fleet.down()
 
 
-def test_daemon_answers_within_10s_after_broker_restart(node: PythonFleet, ruby_fleet: dict[str, str]) -> None:
+def test_daemon_answers_within_10s_after_broker_restart(
+    node: PythonFleet, ruby_fleet: dict[str, str]
+) -> None:
     pid = node.pid("restartnode")
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=120)
     try:
         time.sleep(2)
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=180)
-    subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=180
+        )
+    subprocess.run(
+        ["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True, timeout=180
+    )
     started = time.monotonic()
     answered = None
     while time.monotonic() - started < 30:
@@ -38,7 +44,9 @@ def test_daemon_answers_within_10s_after_broker_restart(node: PythonFleet, ruby_
         if r.returncode == 0:
             answered = time.monotonic() - started
             break
-    assert node.procs["restartnode"].pid == pid and node.procs["restartnode"].poll() is None  # never restarted
+    assert (
+        node.procs["restartnode"].pid == pid and node.procs["restartnode"].poll() is None
+    )  # never restarted
     assert answered is not None and answered < 10, answered
     log = node.log("restartnode").read_text()
     assert "broker connection lost" in log and log.count("subscribed to") >= 2

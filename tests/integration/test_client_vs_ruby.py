@@ -29,9 +29,22 @@ def test_inventory_json_matches_ruby(ruby_fleet: dict[str, str]) -> None:
     assert ours.returncode == 0 and theirs.returncode == 0, (ours.stderr, theirs.stderr)
     a, b = json.loads(ours.stdout), json.loads(theirs.stdout)
     assert len(a) == len(b) == 1
-    for key in ("agents", "facts", "classes", "collectives", "main_collective", "version", "data_plugins"):
+    for key in (
+        "agents",
+        "facts",
+        "classes",
+        "collectives",
+        "main_collective",
+        "version",
+        "data_plugins",
+    ):
         assert a[0]["data"][key] == b[0]["data"][key], key
-    assert a[0]["data"]["facts"] == {"role": "web", "datacenter": "ams", "node_index": "1", "environment": "lab"}
+    assert a[0]["data"]["facts"] == {
+        "role": "web",
+        "datacenter": "ams",
+        "node_index": "1",
+        "environment": "lab",
+    }
     assert set(a[0]) == set(b[0])  # same JSON schema
 
 
@@ -94,7 +107,11 @@ def test_broadcast_and_direct_both_work(ruby_fleet: dict[str, str], tmp_path: Pa
             self.direct.append(direct)
 
     env = {k: v for k, v in ruby_fleet.items() if k != "MCOLLECTIVE_CONFIG"}
-    for extra, want_direct in (("direct_addressing_threshold = 1\n", False), ("", True), ("direct_addressing = 0\n", False)):
+    for extra, want_direct in (
+        ("direct_addressing_threshold = 1\n", False),
+        ("", True),
+        ("direct_addressing = 0\n", False),
+    ):
         cfg = config.load(_cfg_with(ruby_fleet, tmp_path, extra), env=env)
         rec = Rec()
         rec.direct = []
@@ -111,7 +128,11 @@ def test_concurrent_clients_never_see_each_others_replies(ruby_fleet: dict[str, 
     procs = [
         subprocess.Popen(
             MCO_PY + ["rpc", "rpcutil", "ping", "--json", "--dt", "1.5"],
-            env=ruby_fleet, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=ruby_fleet,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
@@ -122,7 +143,9 @@ def test_concurrent_clients_never_see_each_others_replies(ruby_fleet: dict[str, 
         assert sorted(senders) == ["node1", "node2", "node3"]  # each exactly once
 
 
-def test_wrong_psk_all_discovered_nodes_are_named_silent(ruby_fleet: dict[str, str], tmp_path: Path) -> None:
+def test_wrong_psk_all_discovered_nodes_are_named_silent(
+    ruby_fleet: dict[str, str], tmp_path: Path
+) -> None:
     nodes = tmp_path / "nodes.txt"
     nodes.write_text("node1\nnode2\nnode3\n")
     env = dict(ruby_fleet, MCOLLECTIVE_PSK="not-the-lab-psk")
@@ -137,7 +160,10 @@ def test_wrong_psk_all_discovered_nodes_are_named_silent(ruby_fleet: dict[str, s
 
 def test_broker_down_one_line_error_exit_3(ruby_fleet: dict[str, str], tmp_path: Path) -> None:
     cfg = Path(ruby_fleet["MCOLLECTIVE_CONFIG"]).read_text()
-    cfg = cfg.replace("plugin.rabbitmq.pool.1.host = 127.0.0.1", "plugin.rabbitmq.pool.1.host = 127.0.0.1\nplugin.rabbitmq.pool.1.amqp_port = 5999")
+    cfg = cfg.replace(
+        "plugin.rabbitmq.pool.1.host = 127.0.0.1",
+        "plugin.rabbitmq.pool.1.host = 127.0.0.1\nplugin.rabbitmq.pool.1.amqp_port = 5999",
+    )
     f = tmp_path / "down.cfg"
     f.write_text(cfg)
     r = run_mco_py(ruby_fleet, "rpc", "rpcutil", "ping", "-I", "node1", "-c", str(f))
@@ -160,7 +186,14 @@ def test_inventory_command_layout_matches_ruby(ruby_fleet: dict[str, str]) -> No
     ours = run_mco_py(ruby_fleet, "inventory", "node1")
     theirs = run_mco(ruby_fleet, "inventory", "node1")
     assert ours.returncode == theirs.returncode == 0, ours.stderr
-    volatile = ("Total Messages", "Messages Passed", "Messages Filtered", "Replies Sent", "Processor Time", "System Time")
+    volatile = (
+        "Total Messages",
+        "Messages Passed",
+        "Messages Filtered",
+        "Replies Sent",
+        "Processor Time",
+        "System Time",
+    )
     keep = lambda s: [ln for ln in s.splitlines() if not any(v in ln for v in volatile)]  # noqa: E731
     assert keep(ours.stdout) == keep(theirs.stdout)
 
@@ -207,7 +240,9 @@ def _blocks(text: str) -> tuple[list[str], list[str]]:
     ],
     ids=lambda c: " ".join(c),
 )
-def test_rpc_text_layout_matches_mco_line_by_line(ruby_fleet: dict[str, str], call: list[str]) -> None:
+def test_rpc_text_layout_matches_mco_line_by_line(
+    ruby_fleet: dict[str, str], call: list[str]
+) -> None:
     ours = run_mco_py(ruby_fleet, "rpc", *call)
     theirs = run_mco(ruby_fleet, "rpc", *call, "--np")
     assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)

@@ -24,11 +24,15 @@ pytestmark = pytest.mark.integration
 def mco(env: dict[str, str], cfg: str, *args: str) -> tuple[int, str]:
     import subprocess
 
-    r = subprocess.run(["mco", *args, "-c", cfg], env=env, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["mco", *args, "-c", cfg], env=env, capture_output=True, text=True, timeout=60
+    )
     return r.returncode, r.stdout
 
 
-def test_ruby_mco_sees_python_nodes_like_ruby_nodes(ruby_fleet: dict[str, str], python_fleet: PythonFleet) -> None:
+def test_ruby_mco_sees_python_nodes_like_ruby_nodes(
+    ruby_fleet: dict[str, str], python_fleet: PythonFleet
+) -> None:
     ruby_cfg, py_cfg = ruby_fleet["MCOLLECTIVE_CONFIG"], str(python_fleet.client_cfg)
     env = dict(ruby_fleet)
 
@@ -46,9 +50,16 @@ def test_ruby_mco_sees_python_nodes_like_ruby_nodes(ruby_fleet: dict[str, str], 
         a, b = json.loads(out_r)[0]["data"], json.loads(out_p)[0]["data"]
         for key in ("facts", "classes", "collectives", "main_collective"):
             assert a[key] == b[key], (node, key)
-        assert [x for x in a["agents"] if x != "echo"] == sorted(b["agents"])  # the lab adds echo to Ruby nodes
+        assert [x for x in a["agents"] if x != "echo"] == sorted(
+            b["agents"]
+        )  # the lab adds echo to Ruby nodes
 
-    for flt in (["-F", "role=web"], ["-C", "roles::db"], ["-F", "datacenter=ams", "-A", "rpcutil"], ["-I", "/node[23]/"]):
+    for flt in (
+        ["-F", "role=web"],
+        ["-C", "roles::db"],
+        ["-F", "datacenter=ams", "-A", "rpcutil"],
+        ["-I", "/node[23]/"],
+    ):
         _, out_r = mco(env, ruby_cfg, "find", *flt)
         _, out_p = mco(env, py_cfg, "find", *flt)
         assert sorted(out_r.split()) == sorted(out_p.split()) != [], flt
@@ -60,7 +71,9 @@ def test_ruby_mco_sees_python_nodes_like_ruby_nodes(ruby_fleet: dict[str, str], 
 
 
 def test_mco_py_client_against_python_nodes(python_fleet: PythonFleet) -> None:
-    r = run_mco_py(python_fleet.env, "rpc", "rpcutil", "get_fact", "fact=role", "--json", "--dt", "1")
+    r = run_mco_py(
+        python_fleet.env, "rpc", "rpcutil", "get_fact", "fact=role", "--json", "--dt", "1"
+    )
     assert r.returncode == 0, r.stderr
     got = {x["sender"]: x["data"]["value"] for x in json.loads(r.stdout)}
     assert got == {"node1": "web", "node2": "db", "node3": "web"}
@@ -93,11 +106,21 @@ def test_hostile_traffic_is_counted_logged_and_survived(python_fleet: PythonFlee
 
     def request(collective: str = "mcollective", msgtime: int | None = None) -> Request:
         return Request(
-            agent="rpcutil", collective=collective,
+            agent="rpcutil",
+            collective=collective,
             body=RPCRequest("rpcutil", "ping", "uid=0").to_wire(),
-            senderid="attacker", requestid=new_requestid(), callerid="uid=0", ttl=60,
+            senderid="attacker",
+            requestid=new_requestid(),
+            callerid="uid=0",
+            ttl=60,
             msgtime=int(time.time()) if msgtime is None else msgtime,
-            filter={"fact": [], "cf_class": [], "agent": ["rpcutil"], "identity": [], "compound": []},
+            filter={
+                "fact": [],
+                "cf_class": [],
+                "agent": ["rpcutil"],
+                "identity": [],
+                "compound": [],
+            },
         )
 
     rnd = random.Random(7)
@@ -108,10 +131,19 @@ def test_hostile_traffic_is_counted_logged_and_survived(python_fleet: PythonFlee
         kinds.append(("truncated", valid[: rnd.randint(2, len(valid) - 1)]))
         kinds.append(("wrong_psk", wrong.encode_request(request())))
         kinds.append(("expired", good.encode_request(request(msgtime=int(time.time()) - 3600))))
-        kinds.append(("wrong_collective", good.encode_request(request(collective="othercollective"))))
+        kinds.append(
+            ("wrong_collective", good.encode_request(request(collective="othercollective")))
+        )
     rnd.shuffle(kinds)
 
-    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672, python_fleet.vhost, pika.PlainCredentials("mcollective", "marionette")))
+    conn = pika.BlockingConnection(
+        pika.ConnectionParameters(
+            "127.0.0.1",
+            5672,
+            python_fleet.vhost,
+            pika.PlainCredentials("mcollective", "marionette"),
+        )
+    )
     ch = conn.channel()
     reply_q = ch.queue_declare("", exclusive=True).method.queue
 
@@ -127,7 +159,9 @@ def test_hostile_traffic_is_counted_logged_and_survived(python_fleet: PythonFlee
     t.start()
     try:
         for i, (_, payload) in enumerate(kinds):
-            ch.basic_publish("mcollective_directed", node, payload, pika.BasicProperties(reply_to=reply_q))
+            ch.basic_publish(
+                "mcollective_directed", node, payload, pika.BasicProperties(reply_to=reply_q)
+            )
             if i % 100 == 0:
                 time.sleep(0.1)
         # let the daemon work through its queue while pings continue
@@ -144,7 +178,10 @@ def test_hostile_traffic_is_counted_logged_and_survived(python_fleet: PythonFlee
         conn.close()
 
     after = _stats(env, node)
-    delta = {k: after[k] - before[k] for k in ("bad_messages", "unvalidated", "ttlexpired", "wrong_collective", "replies")}
+    delta = {
+        k: after[k] - before[k]
+        for k in ("bad_messages", "unvalidated", "ttlexpired", "wrong_collective", "replies")
+    }
     assert delta["bad_messages"] == 400, delta  # garbage + truncated
     assert delta["unvalidated"] == 200, delta
     assert delta["ttlexpired"] == 200, delta
@@ -157,6 +194,9 @@ def test_hostile_traffic_is_counted_logged_and_survived(python_fleet: PythonFlee
     assert len(rejections) == 1000, len(rejections)  # one line per rejected message
     assert sum(1 for ln in rejections if re.search(r"undecodable", ln)) == 400
     rss_after = _rss_kb(pid)
-    assert rss_after - rss_before < 30_000, (rss_before, rss_after)  # bounded: < 30 MB growth for 1,000 messages
+    assert rss_after - rss_before < 30_000, (
+        rss_before,
+        rss_after,
+    )  # bounded: < 30 MB growth for 1,000 messages
     assert PSK not in python_fleet.log(node).read_text()
     os.sync()

@@ -57,23 +57,50 @@ def running(broker: MemoryBroker) -> Iterator[Daemon]:
 
 
 def client(broker: MemoryBroker) -> Client:
-    return Client(MemoryConnector(broker, identity="client"), PskSecurity("secret", callerid="uid=7"), identity="client")
+    return Client(
+        MemoryConnector(broker, identity="client"),
+        PskSecurity("secret", callerid="uid=7"),
+        identity="client",
+    )
 
 
 def test_answers_rpc_and_discovery(broker: MemoryBroker, running: Daemon) -> None:
     c = client(broker)
-    res = c.rpc("pyecho", "echo", {"msg": "hi there"}, Filter.from_cli(fact=["role=web"]), CallOptions(discovery_timeout=0.3, timeout=2))
+    res = c.rpc(
+        "pyecho",
+        "echo",
+        {"msg": "hi there"},
+        Filter.from_cli(fact=["role=web"]),
+        CallOptions(discovery_timeout=0.3, timeout=2),
+    )
     assert res.responders == ("node1",)
     r = res.replies[0]
-    assert r.statuscode == 0 and r.data == {"message": "hi there", "length": 8, "caller": "uid=7", "words": ["hi", "there"]}
+    assert r.statuscode == 0 and r.data == {
+        "message": "hi there",
+        "length": 8,
+        "caller": "uid=7",
+        "words": ["hi", "there"],
+    }
     assert c.ping(timeout=0.3) and running.stats.snapshot()["replies"] >= 2
 
 
 def test_filtered_out_requests_get_no_reply(broker: MemoryBroker, running: Daemon) -> None:
-    res = client(broker).rpc("pyecho", "echo", {"msg": "x"}, Filter.from_cli(identity=["node1"], fact=["role=db"]), CallOptions(timeout=0.3))
+    res = client(broker).rpc(
+        "pyecho",
+        "echo",
+        {"msg": "x"},
+        Filter.from_cli(identity=["node1"], fact=["role=db"]),
+        CallOptions(timeout=0.3),
+    )
     # identity-only? no: a fact filter is present, but literal -I skips discovery and resets the wire filter (Ruby)
     assert res.responders == ("node1",)
-    res = client(broker).rpc("pyecho", "echo", {"msg": "x"}, Filter.from_cli(fact=["role=db"]), CallOptions(discovery_timeout=0.3, timeout=0.3))
+    res = client(broker).rpc(
+        "pyecho",
+        "echo",
+        {"msg": "x"},
+        Filter.from_cli(fact=["role=db"]),
+        CallOptions(discovery_timeout=0.3, timeout=0.3),
+    )
     assert not res.sent
     assert running.stats.snapshot()["filtered"] >= 1
 
@@ -88,17 +115,27 @@ def test_statuscodes_from_exceptions_and_validation(broker: MemoryBroker, runnin
     r = c.rpc("pyecho", "echo", {}, flt, CallOptions(timeout=2)).replies[0]
     assert (r.statuscode, r.statusmsg) == (4, "Action echo needs a msg argument")
     r = c.rpc("pyecho", "nosuch", {}, flt, CallOptions(timeout=2)).replies[0]
-    assert (r.statuscode, r.statusmsg) == (4, "Attempted to call action nosuch for pyecho but it's not declared in the DDL")
+    assert (r.statuscode, r.statusmsg) == (
+        4,
+        "Attempted to call action nosuch for pyecho but it's not declared in the DDL",
+    )
 
 
 def _delivery(payload: bytes) -> Delivery:
     return Delivery(payload=payload, reply_to="q", sender="x")
 
 
-def _req(agent: str = "pyecho", collective: str = "mcollective", msgtime: int | None = None) -> Request:
+def _req(
+    agent: str = "pyecho", collective: str = "mcollective", msgtime: int | None = None
+) -> Request:
     return Request(
-        agent=agent, collective=collective, body=RPCRequest(agent, "echo", "uid=0", {"msg": "a"}).to_wire(),
-        senderid="c", requestid=new_requestid(), callerid="uid=0", ttl=60,
+        agent=agent,
+        collective=collective,
+        body=RPCRequest(agent, "echo", "uid=0", {"msg": "a"}).to_wire(),
+        senderid="c",
+        requestid=new_requestid(),
+        callerid="uid=0",
+        ttl=60,
         msgtime=int(time.time()) if msgtime is None else msgtime,
         filter={"fact": [], "cf_class": [], "agent": [], "identity": [], "compound": []},
     )
@@ -115,9 +152,19 @@ def _req(agent: str = "pyecho", collective: str = "mcollective", msgtime: int | 
         (lambda s: s.encode_request(_req(collective="other")), "wrong_collective"),
         (lambda s: s.encode_request(_req(agent="nosuchagent")), "unknown_agent"),
     ],
-    ids=["garbage", "empty", "truncated", "wrong-psk", "expired", "wrong-collective", "unknown-agent"],
+    ids=[
+        "garbage",
+        "empty",
+        "truncated",
+        "wrong-psk",
+        "expired",
+        "wrong-collective",
+        "unknown-agent",
+    ],
 )
-def test_refusals_are_counted_and_answered_with_silence(broker: MemoryBroker, payload, counter: str, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_are_counted_and_answered_with_silence(
+    broker: MemoryBroker, payload, counter: str, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     d = make_daemon(broker)
     with caplog.at_level("WARNING", logger="mcollective_py.server"):
         assert d.handle(_delivery(payload(PskSecurity("secret")))) is None
@@ -148,7 +195,9 @@ def test_no_reply_when_process_results_false(broker: MemoryBroker) -> None:
     body = RPCRequest("pyecho", "echo", "uid=0", {"msg": "a"}, process_results=False).to_wire()
     from dataclasses import replace
 
-    assert d.handle(_delivery(PskSecurity("secret").encode_request(replace(req, body=body)))) is None
+    assert (
+        d.handle(_delivery(PskSecurity("secret").encode_request(replace(req, body=body)))) is None
+    )
 
 
 def test_agent_out_of_step_with_ddl_refuses_to_load() -> None:
@@ -165,7 +214,10 @@ def test_agent_out_of_step_with_ddl_refuses_to_load() -> None:
         def extra(self, req, reply):  # type: ignore[no-untyped-def]
             pass
 
-    with pytest.raises(AgentLoadError, match=r"DDL actions without a method: sum; @action methods not in the DDL: extra"):
+    with pytest.raises(
+        AgentLoadError,
+        match=r"DDL actions without a method: sum; @action methods not in the DDL: extra",
+    ):
         Half(load_agent_ddl("pyecho", [LIBDIR]))
 
 
