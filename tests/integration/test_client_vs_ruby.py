@@ -267,3 +267,62 @@ def test_plugin_doc_matches_mco(ruby_fleet: dict[str, str]) -> None:
     theirs = run_mco(ruby_fleet, "plugin", "doc", "agent/rpcutil")
     assert ours.returncode == theirs.returncode == 0
     assert ours.stdout == theirs.stdout
+
+
+def test_pool_fails_over_to_the_next_broker_in_order(
+    ruby_fleet: dict[str, str], tmp_path: Path
+) -> None:
+    cfg = Path(ruby_fleet["MCOLLECTIVE_CONFIG"]).read_text()
+    cfg = cfg.replace("plugin.rabbitmq.pool.size = 1", "plugin.rabbitmq.pool.size = 2")
+    cfg = cfg.replace(
+        "plugin.rabbitmq.pool.1.host = 127.0.0.1",
+        "plugin.rabbitmq.pool.1.host = 127.0.0.1\nplugin.rabbitmq.pool.1.amqp_port = 5999\n"
+        "plugin.rabbitmq.pool.2.host = 127.0.0.1\nplugin.rabbitmq.pool.2.user = mcollective\n"
+        "plugin.rabbitmq.pool.2.password = marionette",
+    )
+    f = tmp_path / "pool.cfg"
+    f.write_text(cfg)
+    r = run_mco_py(ruby_fleet, "rpc", "rpcutil", "ping", "-I", "node1", "-c", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    assert [x["sender"] for x in json.loads(r.stdout)] == ["node1"]
+    # with both down, the error names both brokers in order
+    f.write_text(
+        cfg.replace(
+            "plugin.rabbitmq.pool.2.host = 127.0.0.1",
+            "plugin.rabbitmq.pool.2.host = 127.0.0.1\nplugin.rabbitmq.pool.2.amqp_port = 5998",
+        )
+    )
+    r = run_mco_py(ruby_fleet, "ping", "-c", str(f))
+    assert r.returncode == 3
+    assert "127.0.0.1:5999: connection refused; 127.0.0.1:5998: connection refused" in r.stderr
+
+
+def test_stdin_discovery_from_mco_json(ruby_fleet: dict[str, str]) -> None:
+    listing = json.dumps([{"sender": "node2"}, {"sender": "node3"}])
+    r = run_mco_py(ruby_fleet, "rpc", "rpcutil", "ping", "--dm", "stdin", "--json", stdin=listing)
+    assert r.returncode == 0, r.stderr
+    assert sorted(x["sender"] for x in json.loads(r.stdout)) == ["node2", "node3"]
+    r = run_mco_py(
+        ruby_fleet,
+        "rpc",
+        "rpcutil",
+        "ping",
+        "--dm",
+        "stdin",
+        "--do",
+        "text",
+        "--json",
+        stdin="node1\n",
+    )
+    assert [x["sender"] for x in json.loads(r.stdout)] == ["node1"]
+
+
+def test_verbose_output_matches_mco_layout(ruby_fleet: dict[str, str]) -> None:
+    import re
+
+    ours = run_mco_py(ruby_fleet, "rpc", "rpcutil", "ping", "-I", "node1", "-v")
+    theirs = run_mco(ruby_fleet, "rpc", "rpcutil", "ping", "-I", "node1", "-v", "--np")
+    mask = lambda s: re.sub(r"\d+(\.\d+)?", "N", s)  # noqa: E731 - timings, epoch seconds, dates
+    assert ours.returncode == theirs.returncode == 0
+    assert mask(ours.stdout).splitlines() == mask(theirs.stdout).splitlines()
+    assert "---- rpcutil#ping call stats ----" in ours.stdout
