@@ -47,16 +47,14 @@ Where we knowingly differ from Ruby:
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import functools
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .errors import SerializationError, UsageError
-from .rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
+from .rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol, float_to_s
 
 __all__ = [
     "CompoundToken",
@@ -99,28 +97,8 @@ class _Abort(Exception):
 
 
 def _ruby_float_to_s(value: float) -> str:
-    """Ruby ``Float#to_s``: shortest round-trip digits; ``1.0e+15``/``1.0e-05`` style
-    outside 0.0001 <= |x| < 1e15."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    sign = "-" if math.copysign(1.0, value) < 0 else ""
-    if value == 0:
-        return sign + "0.0"
-    parsed = decimal.Decimal(repr(abs(value))).as_tuple()
-    all_digits = "".join(map(str, parsed.digits))
-    digits = all_digits.rstrip("0")
-    # the value is 0.DIGITS x 10**decpt
-    decpt = len(all_digits) + int(parsed.exponent)
-    if -4 < decpt <= 15:
-        if decpt <= 0:
-            return f"{sign}0.{'0' * -decpt}{digits}"
-        if decpt >= len(digits):
-            return f"{sign}{digits}{'0' * (decpt - len(digits))}.0"
-        return f"{sign}{digits[:decpt]}.{digits[decpt:]}"
-    mantissa = digits[0] + "." + (digits[1:] or "0")
-    return f"{sign}{mantissa}e{decpt - 1:+03d}"
+    """Ruby's ``Float#to_s``, as fact normalisation uses it."""
+    return float_to_s(value)
 
 
 def _ruby_to_s(value: Any) -> str:

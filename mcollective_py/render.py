@@ -15,17 +15,14 @@ Colours are ANSI escapes, on when ``color`` is true (``mco`` colours even withou
 from __future__ import annotations
 
 import datetime as _dt
-import decimal
-import math
 import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .results import NodeReply, PingReply, Results
 from .rpc import StatusCode
-from .rubytypes import AsciiString, EncodedString, Regexp, Symbol
+from .rubytypes import AsciiString, EncodedString, Symbol, float_to_s, inspect
 
 # ---------------------------------------------------------------- colours
 _COLORS = {
@@ -42,115 +39,6 @@ def colorize(code: str, text: Any, color: bool = True) -> str:
     if not color:
         return str(text)
     return f"{_COLORS[code]}{text}{_COLORS['reset']}"
-
-
-# ---------------------------------------------------------------- Ruby inspect
-_SIMPLE_SYMBOL = re.compile(
-    r"^(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>!~^&|]|\*\*|<=>|==|===|=~|!=|!~|<<|>>|<=|>=|\+@|-@)$"
-)
-# What Ruby (Onigmo's "print" class) escapes in a UTF-8 String's inspect: controls (but
-# U+0085), surrogates, unassigned, line/paragraph separators.  Ruby 3.1 knows Unicode 13;
-# characters assigned later are escaped by Ruby and shown by us.
-_UNPRINTABLE = frozenset(("Cc", "Cs", "Cn", "Zl", "Zp"))
-_ESCAPES = {
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\f": "\\f",
-    "\v": "\\v",
-    "\a": "\\a",
-    "\b": "\\b",
-    "\x1b": "\\e",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def _inspect_text(s: str) -> str:
-    out = ['"']
-    n = len(s)
-    for i, ch in enumerate(s):
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch == "#" and i + 1 < n and s[i + 1] in "{$@":
-            out.append("\\#")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        elif unicodedata.category(ch) in _UNPRINTABLE and ch != "\x85":
-            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\u{{{ord(ch):X}}}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _inspect_bytes(b: bytes) -> str:
-    out = ['"']
-    for i, byte in enumerate(b):
-        ch = chr(byte)
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch == "#" and i + 1 < len(b) and chr(b[i + 1]) in "{$@":
-            out.append("\\#")
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\x{byte:02X}")
-    out.append('"')
-    return "".join(out)
-
-
-def ruby_float(x: float) -> str:
-    """Ruby's ``Float#to_s``: shortest round-trip digits, fixed notation for exponents
-    -4 < e <= 16, otherwise ``d.ddde+XX``."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    sign = "-" if x < 0 else ""
-    t = decimal.Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, t.digits)).rstrip("0") or "0"
-    exp = int(t.exponent) + len(t.digits)  # decimal point position
-    if 0 < exp <= 15:
-        if len(digits) <= exp:
-            return f"{sign}{digits}{'0' * (exp - len(digits))}.0"
-        return f"{sign}{digits[:exp]}.{digits[exp:]}"
-    if -4 < exp <= 0:
-        return f"{sign}0.{'0' * -exp}{digits}"
-    mant = digits[0] + "." + (digits[1:] or "0")
-    return f"{sign}{mant}e{exp - 1:+03d}"
-
-
-def ruby_inspect(value: Any) -> str:
-    """Ruby 3.1's ``inspect`` of a decoded value (one line)."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Symbol):
-        text = str.__str__(value)
-        return f":{text}" if _SIMPLE_SYMBOL.match(text) else f":{_inspect_text(text)}"
-    if isinstance(value, bytes):
-        return _inspect_bytes(value)
-    if isinstance(value, str):
-        return _inspect_text(str.__str__(value))
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return ruby_float(value)
-    if isinstance(value, Regexp):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(ruby_inspect(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{ruby_inspect(k)}=>{ruby_inspect(v)}" for k, v in value.items()) + "}"
-        )
-    return _inspect_text(str(value))
 
 
 # ---------------------------------------------------------------- Ruby pretty_inspect
@@ -199,9 +87,9 @@ def _doc(value: Any) -> Any:
             for i, line in enumerate(lines):
                 if i:
                     parts += [_Text(" +"), _Break()]
-                parts.append(_Text(ruby_inspect(line)))
+                parts.append(_Text(inspect(line)))
             return _Group(0, tuple(parts))
-    return _Text(ruby_inspect(value))
+    return _Text(inspect(value))
 
 
 def _flat_width(doc: Any) -> int:
@@ -499,10 +387,10 @@ def fact_value_text(value: Any) -> str:
     if isinstance(value, str):
         return str.__str__(value)
     if isinstance(value, float):
-        return ruby_float(value)
+        return float_to_s(value)
     if isinstance(value, (dict, list)):
-        return ruby_inspect(value)
-    return "" if value is None else ruby_inspect(value)
+        return inspect(value)
+    return "" if value is None else inspect(value)
 
 
 def inventory_text(node: str, stats: Mapping[str, Any], inv: Mapping[str, Any]) -> str:
@@ -578,7 +466,12 @@ def _s(v: Any) -> str:
     if isinstance(v, (str, AsciiString, EncodedString)):
         return str.__str__(v)
     if isinstance(v, float):
-        return ruby_float(v)
+        return float_to_s(v)
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
-    return ruby_inspect(v) if isinstance(v, (list, dict)) else str(v)
+    return inspect(v) if isinstance(v, (list, dict)) else str(v)
+
+
+# Former names (moved to rubytypes); kept until every caller imports from rubytypes.
+ruby_float = float_to_s
+ruby_inspect = inspect

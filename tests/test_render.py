@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcollective_py import render
+from mcollective_py import render, rubytypes
 from mcollective_py.results import NodeReply, Results, Stats
 from mcollective_py.rubytypes import Symbol
 
@@ -154,7 +154,7 @@ def test_facts_report() -> None:
     ],
 )
 def test_ruby_float(x: float, want: str) -> None:
-    assert render.ruby_float(x) == want
+    assert rubytypes.float_to_s(x) == want
 
 
 # ---------------------------------------------------------------- against the real Ruby
@@ -241,5 +241,5 @@ def ruby() -> Any:
 @given(v=_values)
 def test_inspect_and_pretty_inspect_match_ruby(ruby: _Ruby, v: Any) -> None:
     want = ruby.ask(v)
-    assert render.ruby_inspect(v) == want["inspect"]
+    assert rubytypes.inspect(v) == want["inspect"]
     assert render.pretty_inspect(v) == want["pretty"]

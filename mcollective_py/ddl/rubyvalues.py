@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from typing import Any
 
+from mcollective_py import rubytypes
 from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
 
 __all__ = [
@@ -193,28 +193,8 @@ def plain_dict(value: Any) -> Any:
 
 
 def float_to_s(value: float) -> str:
-    """Ruby ``Float#to_s``: shortest round-trip digits, exponent form outside 1e-4..1e16."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0.0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    sign = "-" if value < 0 else ""
-    tup = Decimal(repr(abs(value))).as_tuple()
-    digits = "".join(str(d) for d in tup.digits).rstrip("0") or "0"
-    exponent = int(tup.exponent)
-    # decpt: position of the decimal point relative to the start of ``digits``
-    decpt = len("".join(str(d) for d in tup.digits)) + exponent
-    if -4 < decpt <= 0:
-        return f"{sign}0.{'0' * -decpt}{digits}"
-    if 0 < decpt <= 15:
-        if decpt >= len(digits):
-            return f"{sign}{digits}{'0' * (decpt - len(digits))}.0"
-        return f"{sign}{digits[:decpt]}.{digits[decpt:]}"
-    mantissa = digits[0] + "." + (digits[1:] or "0")
-    exp = decpt - 1
-    return f"{sign}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):02d}"
+    """Ruby ``Float#to_s`` (see :func:`mcollective_py.rubytypes.float_to_s`)."""
+    return rubytypes.float_to_s(value)
 
 
 _SIMPLE_SYMBOL = re.compile(
@@ -236,19 +216,7 @@ _STRING_ESCAPES = {
 
 
 def _inspect_string(text: str) -> str:
-    out = ['"']
-    for i, ch in enumerate(text):
-        if ch in _STRING_ESCAPES:
-            out.append(_STRING_ESCAPES[ch])
-        elif ch == "#" and i + 1 < len(text) and text[i + 1] in "{$@":
-            out.append("\\#")
-        elif not ch.isprintable():
-            code = ord(ch)
-            out.append(f"\\u{code:04X}" if code <= 0xFFFF else f"\\u{{{code:X}}}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return rubytypes.inspect(str.__str__(text))
 
 
 def regexp_to_s(regexp: Regexp) -> str:
