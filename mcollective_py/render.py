@@ -470,8 +470,3 @@ def _s(v: Any) -> str:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     return inspect(v) if isinstance(v, (list, dict)) else str(v)
-
-
-# Former names (moved to rubytypes); kept until every caller imports from rubytypes.
-ruby_float = float_to_s
-ruby_inspect = inspect

@@ -1,12 +1,16 @@
-"""Security providers (psk now; ssl in security/ssl.py) and the factory that picks one from
-config."""
+"""Security providers (``psk``, ``ssl``) and the factory that picks one from config."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError
 from .base import SecurityProvider
 from .psk import PskSecurity, make_callerid
+
+if TYPE_CHECKING:
+    from .ssl import SslSecurity
 
 
 def from_config(cfg: Config) -> SecurityProvider:
@@ -20,10 +24,22 @@ def from_config(cfg: Config) -> SecurityProvider:
             )
         callertype = (cfg.get("plugin.psk.callertype") or "uid").strip()
         return PskSecurity(psk, callerid=make_callerid(callertype, cfg.identity))
+    if name == "ssl":
+        from .ssl import SslSecurity  # imports cryptography: only when ssl is configured
+
+        return SslSecurity.from_config(cfg)
     raise ConfigError(
         f"securityprovider {name!r} (from {cfg.origin('securityprovider')}) is not supported yet; "
-        "use psk"
+        "use psk or ssl"
     )
 
 
-__all__ = ["SecurityProvider", "PskSecurity", "from_config"]
+def __getattr__(name: str) -> Any:
+    if name == "SslSecurity":
+        from .ssl import SslSecurity
+
+        return SslSecurity
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["SecurityProvider", "PskSecurity", "SslSecurity", "from_config"]

@@ -78,7 +78,9 @@ def test_we_build_the_directed_rpcutil_request_byte_for_byte() -> None:
 
 def test_wrong_psk_is_refused() -> None:
     raw = REQUESTS[0].read_bytes()
-    with pytest.raises(DigestMismatch, match=r"^request has a psk digest that does not match \(wrong psk\?\)$"):
+    with pytest.raises(
+        DigestMismatch, match=r"^request has a psk digest that does not match \(wrong psk\?\)$"
+    ):
         PskSecurity("not-the-psk", clock=lambda: 1795691300).decode_request(raw)
 
 
@@ -100,7 +102,13 @@ def test_tampered_body_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"garbage", b"\x04\x08[\x00", marshal.dumps({Symbol("body"): "x"}), marshal.dumps("just a string")],
+    [
+        b"",
+        b"garbage",
+        b"\x04\x08[\x00",
+        marshal.dumps({Symbol("body"): "x"}),
+        marshal.dumps("just a string"),
+    ],
 )
 def test_malformed_payloads_raise_only_documented_errors(payload: bytes) -> None:
     with pytest.raises((MarshalError, SerializationError)):
@@ -109,14 +117,24 @@ def test_malformed_payloads_raise_only_documented_errors(payload: bytes) -> None
 
 def test_bad_callerid_is_refused() -> None:
     s = sec()
-    req = Request("rpcutil", "mcollective", "ping", "me", new_requestid(), "not a callerid", 60, 1795691300)
-    with pytest.raises(InvalidCallerId, match=r"callerid 'not a callerid' is not of the form kind=value"):
+    req = Request(
+        "rpcutil", "mcollective", "ping", "me", new_requestid(), "not a callerid", 60, 1795691300
+    )
+    with pytest.raises(
+        InvalidCallerId, match=r"callerid 'not a callerid' is not of the form kind=value"
+    ):
         s.decode_request(s.encode_request(req))
 
 
 def test_reply_roundtrip_and_requestid_kept() -> None:
     s = sec()
-    rep = Reply("node1", new_requestid(), "rpcutil", 1795691300, {Symbol("statuscode"): 0, Symbol("statusmsg"): "OK", Symbol("data"): {}})
+    rep = Reply(
+        "node1",
+        new_requestid(),
+        "rpcutil",
+        1795691300,
+        {Symbol("statuscode"): 0, Symbol("statusmsg"): "OK", Symbol("data"): {}},
+    )
     assert s.decode_reply(s.encode_reply(rep)) == rep
 
 
