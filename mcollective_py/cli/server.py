@@ -94,6 +94,9 @@ def build(cfg: Config) -> Any:
         node=NodeView(cfg.identity, cfg.collectives, state.facts, state.classes),
         agents=agents,
         threads=cfg.get_int("plugin.mcollective_py.threads", 8) or 8,
+        replay_check=replay_check(cfg),
+        authorize=authorizer(cfg, state),
+        audit=auditor(cfg),
     )
     info = DaemonInfo(
         config=cfg,
@@ -106,6 +109,82 @@ def build(cfg: Config) -> Any:
             a.info = info
     daemon.node_state = state  # type: ignore[attr-defined]
     return daemon
+
+
+def replay_check(cfg: Config) -> Any:
+    """Replay protection (on unless ``plugin.mcollective_py.replay_protection = 0``): a
+    bounded cache of seen request ids per TTL window, ``replay_skew`` seconds of clock skew
+    tolerated.  ``replay_strict = 1`` also refuses the same caller's identical request
+    (same body and msgtime) under a new request id — stronger against a tampered replay, but
+    it drops an honest repeat within the same second, hence off by default."""
+    from ..server.replay import ReplayCache, content_key
+
+    if not cfg.get_bool("plugin.mcollective_py.replay_protection", True):
+        return None
+    cache = ReplayCache(
+        skew=cfg.get_float("plugin.mcollective_py.replay_skew", 60.0) or 0.0,
+        max_entries=cfg.get_int("plugin.mcollective_py.replay_max_entries", 100_000) or 100_000,
+    )
+    strict = cfg.get_bool("plugin.mcollective_py.replay_strict", False)
+    return lambda req: cache.check(
+        req.requestid, req.msgtime, req.ttl, content_key(req) if strict else None
+    )
+
+
+def authorizer(cfg: Config, state: Any) -> Any:
+    """Ruby's switches: ``rpcauthorization = 1`` with ``rpcauthprovider = action_policy``."""
+    if not cfg.get_bool("rpcauthorization", False):
+        return None
+    provider = (cfg.get("rpcauthprovider") or "").strip().lower()
+    if provider not in ("action_policy", "actionpolicy"):
+        raise ConfigError(
+            f"rpcauthprovider {provider!r} (from {cfg.origin('rpcauthprovider')}) is not supported; use action_policy"
+        )
+    from ..server.policy import PolicyDir
+
+    policies = PolicyDir.from_config(cfg)
+
+    def check(req: Any, rpc: Any) -> tuple[bool, str]:
+        d = policies.authorize(
+            caller=req.callerid,
+            agent=req.agent,
+            action=rpc.action,
+            facts=state.facts(),
+            classes=state.classes(),
+        )
+        return d.allowed, d.reason
+
+    return check
+
+
+def auditor(cfg: Config) -> Any:
+    """Ruby's switches: ``rpcaudit = 1`` with ``rpcauditprovider = logfile``."""
+    if not cfg.get_bool("rpcaudit", False):
+        return None
+    provider = (cfg.get("rpcauditprovider") or "").strip().lower()
+    if provider != "logfile":
+        raise ConfigError(
+            f"rpcauditprovider {provider!r} (from {cfg.origin('rpcauditprovider')}) is not supported; use logfile"
+        )
+    from ..server.audit import AuditEvent, AuditLog
+
+    log = AuditLog.from_config(cfg)
+
+    def record(
+        *, req: Any, rpc: Any, result: Any, allowed: bool, reason: str, duration: float
+    ) -> None:
+        log.record(
+            AuditEvent.from_request(
+                req,
+                decision="allowed" if allowed else "denied",
+                statuscode=result.statuscode,
+                statusmsg=result.statusmsg,
+                duration=duration,
+                reason=reason or None,
+            )
+        )
+
+    return record
 
 
 def _daemonize() -> None:

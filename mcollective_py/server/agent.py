@@ -39,6 +39,7 @@ from ..ddl import AgentDDL
 from ..ddl.request import reply_defaults, request_problems
 from ..errors import MCollectiveError
 from ..rpc import RPCReply, StatusCode
+from .policy import DENIED_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,13 @@ class Agent:
         if self.timeout_override is not None:
             return self.timeout_override
         return float(self.ddl.timeout or 10)
+
+    def denied_reply(self, action: str) -> RPCReply:
+        """What a caller refused by policy gets: statuscode 1, Ruby's message, and the DDL's
+        output defaults as data (as Ruby sends them)."""
+        act = self.ddl.actions.get(action)
+        data = {str(k): v for k, v in reply_defaults(act).items()} if act is not None else {}
+        return RPCReply(StatusCode.ABORTED, DENIED_MESSAGE, data)
 
     def handle(self, req: ActionRequest) -> RPCReply:
         """Validate, dispatch and answer one request. Never raises."""

@@ -59,6 +59,7 @@ COUNTERS = (
     "unknown_agent",
     "replayed",
     "overloaded",
+    "denied",
     "reply_failures",
 )
 
@@ -98,7 +99,10 @@ class Daemon:
     node: NodeView
     agents: dict[str, Agent]
     stats: Stats = field(default_factory=Stats)
-    replay_check: Callable[[Request], bool] | None = None
+    #: returns "admitted", or why the request must not run (replayed, expired, too_new, full)
+    replay_check: Callable[[Request], str] | None = None
+    #: (request, rpc) -> (allowed, reason); None = no authorization (Ruby's rpcauthorization=0)
+    authorize: Callable[[Request, RPCRequest], tuple[bool, str]] | None = None
     audit: Callable[..., None] | None = None
     threads: int = 8
     max_pending: int = 64
@@ -229,15 +233,18 @@ class Daemon:
             return None
         self.stats.incr("validated")
         who = f"{req.callerid}@{req.senderid}"
-        if self.replay_check is not None and not self.replay_check(req):
-            self._reject(
-                "replayed",
-                "rejected a replay of request %s for %s from %s",
-                req.requestid,
-                req.agent,
-                who,
-            )
-            return None
+        if self.replay_check is not None:
+            outcome = self.replay_check(req)
+            if outcome != "admitted":
+                self._reject(
+                    "replayed",
+                    "rejected request %s for %s from %s: %s",
+                    req.requestid,
+                    req.agent,
+                    who,
+                    outcome,
+                )
+                return None
         if req.collective not in self.node.collectives:
             self._reject(
                 "wrong_collective",
@@ -288,21 +295,35 @@ class Daemon:
                 return None
             process = rpc.process_results
             started = time.monotonic()
-            result = self.agents[req.agent].handle(
-                ActionRequest(
-                    agent=req.agent,
-                    action=rpc.action,
-                    data=rpc.data,
-                    caller=req.callerid,
-                    sender=req.senderid,
-                    requestid=req.requestid,
-                    collective=req.collective,
-                    ttl=req.ttl,
-                    msgtime=req.msgtime,
+            agent = self.agents[req.agent]
+            allowed, reason = (True, "") if self.authorize is None else self.authorize(req, rpc)
+            if allowed:
+                result = agent.handle(
+                    ActionRequest(
+                        agent=req.agent,
+                        action=rpc.action,
+                        data=rpc.data,
+                        caller=req.callerid,
+                        sender=req.senderid,
+                        requestid=req.requestid,
+                        collective=req.collective,
+                        ttl=req.ttl,
+                        msgtime=req.msgtime,
+                    )
                 )
-            )
+            else:
+                self.stats.incr("denied")
+                log.warning("denied %s#%s to %s: %s", req.agent, rpc.action, who, reason)
+                result = agent.denied_reply(rpc.action)
             if self.audit is not None:
-                self.audit(req=req, rpc=rpc, result=result, duration=time.monotonic() - started)
+                self.audit(
+                    req=req,
+                    rpc=rpc,
+                    result=result,
+                    allowed=allowed,
+                    reason=reason,
+                    duration=time.monotonic() - started,
+                )
             body = result.to_wire()
         if not process:
             return None

@@ -176,11 +176,11 @@ def test_refusals_are_counted_and_answered_with_silence(
 def test_replay_hook_drops_second_copy(broker: MemoryBroker) -> None:
     seen: set[str] = set()
 
-    def fresh(req: Request) -> bool:
+    def fresh(req: Request) -> str:
         if req.requestid in seen:
-            return False
+            return "replayed"
         seen.add(req.requestid)
-        return True
+        return "admitted"
 
     d = make_daemon(broker, replay_check=fresh)
     payload = PskSecurity("secret").encode_request(_req())
