@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import config as config_mod
 from ..ddl import AgentDDL, load_agent_ddl
-from ..errors import UsageError
+from ..errors import DDLError, UsageError
 from .common import Terminal
 
 
@@ -48,7 +48,12 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     command = args.shim_cmd.split() if args.shim_cmd else default_command()
     out = Path(args.out)
     for name in args.agents:
-        ddl = load_agent_ddl(name, list(cfg.libdir))
+        # The installed package's DDL first: --out is usually a libdir that still holds the
+        # previous version's copy, which must not be copied onto itself after an upgrade.
+        try:
+            ddl = load_agent_ddl(name, [])
+        except DDLError:
+            ddl = load_agent_ddl(name, list(cfg.libdir))
         assert isinstance(ddl, AgentDDL)
         assert ddl.path is not None
         for rel, text in shim_files(

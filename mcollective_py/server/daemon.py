@@ -167,18 +167,28 @@ class Daemon:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, d: Delivery) -> None:
-        """Hand a delivery to the worker pool, or refuse it when the pool is saturated."""
+        """Check a delivery here, on the receiving thread (decode, security, TTL, replay,
+        collective, agent, filter: all cheap), and queue only admitted requests for the
+        worker pool — floods of bad messages never take a worker.  When the pool is
+        saturated, admitted requests are refused and counted as ``overloaded``."""
+        req = self.admit(d)
+        if req is None:
+            return
         if not self._pending.acquire(blocking=False):
-            self.stats.incr("total")
             self.stats.incr("overloaded")
-            log.warning("refusing a message: %d requests already pending", self.max_pending)
+            log.warning(
+                "refusing request %s for %s: %d requests already pending",
+                req.requestid,
+                req.agent,
+                self.max_pending,
+            )
             return
         with self._inflight_lock:
             self._inflight += 1
 
         def work() -> None:
             try:
-                out = self.handle(d)
+                out = self.dispatch(d, req)
                 if out is not None:
                     target, payload = out
                     self.connector.publish_threadsafe(target, payload, sender=self.node.identity)
@@ -192,9 +202,15 @@ class Daemon:
 
     # ---------------------------------------------------------------- one message
     def handle(self, d: Delivery) -> tuple[Target, bytes] | None:
-        """Process one delivery; returns the reply to send, if any. Never raises."""
+        """Process one delivery start to end; returns the reply to send, if any. Never raises."""
+        req = self.admit(d)
+        return None if req is None else self.dispatch(d, req)
+
+    def admit(self, d: Delivery) -> Request | None:
+        """Steps 1–3: the decoded request if it may run here, else None (counted, logged).
+        Never raises."""
         try:
-            return self._handle(d)
+            return self._admit(d)
         except Exception:  # noqa: BLE001 - the daemon must survive anything
             self.stats.incr("bad_messages")
             log.exception("unexpected failure handling a message from %s", d.sender or "?")
@@ -204,7 +220,7 @@ class Daemon:
         self.stats.incr(counter)
         log.warning(msg, *args)
 
-    def _handle(self, d: Delivery) -> tuple[Target, bytes] | None:
+    def _admit(self, d: Delivery) -> Request | None:
         self.stats.incr("total")
         try:
             req = self.security.decode_request(d.payload)
@@ -281,6 +297,19 @@ class Daemon:
             )
             return None
         self.stats.incr("passed")
+        return req
+
+    def dispatch(self, d: Delivery, req: Request) -> tuple[Target, bytes] | None:
+        """Steps 4–5 for an admitted request: run it and build the reply. Never raises."""
+        try:
+            return self._dispatch(d, req)
+        except Exception:  # noqa: BLE001 - the daemon must survive anything
+            self.stats.incr("bad_messages")
+            log.exception("unexpected failure running request %s for %s", req.requestid, req.agent)
+            return None
+
+    def _dispatch(self, d: Delivery, req: Request) -> tuple[Target, bytes] | None:
+        who = f"{req.callerid}@{req.senderid}"
 
         if req.agent == "discovery":
             body: Any = discovery_reply(req.body)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 
 import pytest
 import yaml
 
-from tests.release.conftest import MODULE_NAMES, MODULES
+from tests.release.conftest import MODULE_NAMES, MODULES, REPO
 
 HEADER = re.compile(r"\A((?:#.*\n)+)(class|define) ([a-z_:]+) (?:\((.*?)\n\) )?\{", re.S)
 PARAM = re.compile(r"^\s+(?:[A-Z][^$]*?)?\$([a-z_][a-z0-9_]*)(?:\s*=|,)", re.M)
@@ -80,3 +81,24 @@ def test_module_data_defaults_every_required_parameter(module: str) -> None:
             assert f"{module}::{name}" in data or name in site_data.get(module, set()), (
                 f"{module}::{name} has no default"
             )
+
+
+def test_mcollective_py_has_no_shim_writer_or_ddl_copies() -> None:
+    """The Ruby shims and their DDLs come from the product (`mco-py shim build`, run by
+    mcollective_py::shims), the DDLs from the installed package: the module keeps no Ruby
+    template and no copies of ddl/ that could drift."""
+    root = MODULES / "mcollective_py"
+    assert not (root / "files").exists()
+    assert [p.name for p in root.rglob("*") if ".rb" in p.name or p.suffix == ".ddl"] == []
+
+
+def test_mcollective_py_default_agents_have_packaged_ddls() -> None:
+    """`mco-py shim build` copies each agent's DDL from the installed package, which holds
+    ddl/*.ddl (setup.cfg data_files: VENV/share/mcollective-py/ddl)."""
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    patterns = setup["options.data_files"]["share/mcollective-py/ddl"].split()
+    packaged = {p.stem for pattern in patterns for p in REPO.glob(pattern)}
+    data = yaml.safe_load((MODULES / "mcollective_py" / "data" / "common.yaml").read_text())
+    assert data["mcollective_py::agents"]
+    assert set(data["mcollective_py::agents"]) <= packaged

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from tests.release.conftest import (
     EXAMPLE_CATALOG,
     MODULE_NAMES,
     MODULES,
+    REPO,
     SITE_PP,
     build_hiera,
     free_port,
@@ -41,6 +44,10 @@ from tests.release.conftest import (
 pytestmark = integration
 
 Proc = subprocess.CompletedProcess[str]
+
+#: The venv the modules' mcollective_py::venv_dir points at in the real applies: this
+#: repository's (the one running the tests), so the exec runs the real `mco-py shim build`.
+VENV = Path(sys.prefix)
 
 
 @dataclass
@@ -86,6 +93,7 @@ def puppet(tmp_path_factory: pytest.TempPathFactory) -> PuppetLab:
         assert shutil.which(tool), (
             f"{tool} is not installed: run scripts/setup (Debian's puppet, puppet-lint, haproxy)"
         )
+    assert (VENV / "bin" / "mco-py").is_file(), f"no {VENV}/bin/mco-py: pip install -e . first"
     root = tmp_path_factory.mktemp("puppet")
     node_ports = {"web1.lab": free_port(), "web2.lab": free_port(), "web3.lab": free_port()}
     lab = PuppetLab(
@@ -100,6 +108,7 @@ def puppet(tmp_path_factory: pytest.TempPathFactory) -> PuppetLab:
     # Real applies: lb2.lab and web1.lab write under out/ (nodes level of the copy of hiera/).
     mco = {
         "mcollective_py::install_method": "none",
+        "mcollective_py::venv_dir": str(VENV),
         "mcollective_py::daemon_package": None,
         "mcollective_py::manage_service": False,
     }
@@ -115,6 +124,13 @@ def puppet(tmp_path_factory: pytest.TempPathFactory) -> PuppetLab:
                 "mcollective_py::confdir": str(out / "lb" / "mcollective"),
                 "mcollective_py::libdir": str(out / "lb" / "plugins"),
                 "mcollective_py::client": True,
+                # Debian's mcollectived with Ruby shims of the Python agents that exist today
+                # (haproxy; server.cfg names its class until the package registers it as an
+                # entry point): `mco-py shim build -c server.cfg` must see that setting.
+                "mcollective_py::agents": ["haproxy"],
+                "mcollective_py::server_settings": {
+                    "plugin.mcollective_py.agents": "mcollective_py.agents.haproxy:Haproxy"
+                },
                 **mco,
             }
         )
@@ -126,12 +142,15 @@ def puppet(tmp_path_factory: pytest.TempPathFactory) -> PuppetLab:
                 "app_release::install_root": str(out / "web" / "releases"),
                 "mcollective_py::confdir": str(out / "web" / "mcollective"),
                 "mcollective_py::libdir": str(out / "web" / "plugins"),
+                # mco-py's own daemon: a systemd unit, no shims
+                "mcollective_py::daemon": "mco-py",
+                "mcollective_py::unit_dir": str(out / "web" / "systemd"),
                 **mco,
             }
         )
     )
     (out / "lb").mkdir(parents=True)
-    (out / "web").mkdir()
+    (out / "web" / "systemd").mkdir(parents=True)
 
     def flags(name: str) -> list[str]:
         return puppet_flags(root / "state" / name, lab.hiera)
@@ -206,8 +225,19 @@ def puppet(tmp_path_factory: pytest.TempPathFactory) -> PuppetLab:
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         lab.results = {name: f.result() for name, f in futures.items()}
-    # Applying again changes nothing.
+    # Applying again changes nothing (the shims are not built again).
     lab.results["apply lb2 again"] = apply("apply-lb", "lb2.lab", lb)()
+    # As if the package had been upgraded since the last build, which also had an agent
+    # dropped since, and the libdir held an old, broken DDL: the next run builds again.
+    agent_dir = out / "lb" / "plugins" / "mcollective" / "agent"
+    built = agent_dir.parent / "mco-py-shims.built"
+    if built.is_file():  # else the first apply failed, and its test says why
+        text = re.sub(r"(?m)^agents:.*$", "agents: haproxy dropped", built.read_text())
+        built.write_text(re.sub(r"(?m)^mco-py .*$", "mco-py 0.0.1", text))
+        (agent_dir / "haproxy.ddl").write_text("# an old DDL\n")
+        for name in ("dropped.rb", "dropped.ddl", "site.rb"):
+            (agent_dir / name).write_text("# not built by this run\n")
+        lab.results["apply lb2 after an upgrade"] = apply("apply-lb", "lb2.lab", lb)()
     lab.results["_seconds"] = subprocess.CompletedProcess(
         [], 0, f"{time.monotonic() - started:.1f}", ""
     )
@@ -305,10 +335,26 @@ def test_real_apply_of_a_web_node(puppet: PuppetLab) -> None:
         "release_dir": f"{puppet.out}/web/releases/shop/releases/1.4.2",
         "current": f"{puppet.out}/web/releases/shop/current",
     }
-    agents = sorted(
-        p.name for p in (puppet.out / "web" / "plugins" / "mcollective" / "agent").iterdir()
+    # daemon => mco-py: `mco-py server` in the foreground under systemd, and no shims
+    mco = puppet.out / "web" / "mcollective"
+    unit = (puppet.out / "web" / "systemd" / "mco-py-server.service").read_text().splitlines()
+    assert f"ExecStart={VENV}/bin/mco-py server -c {mco}/server.cfg" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+    assert "Type=simple" in unit
+    assert "daemonize = 0" in (mco / "server.cfg").read_text().splitlines()
+    assert not (puppet.out / "web" / "plugins").exists()
+
+
+def test_the_mco_py_unit_verifies(puppet: PuppetLab) -> None:
+    """systemd's own check of the unit written for `daemon => mco-py` (ExecStart exists...)."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    assert puppet.results["apply web1"].returncode == 2, _show(puppet.results["apply web1"])
+    check = run(
+        ["systemd-analyze", "verify", str(puppet.out / "web" / "systemd" / "mco-py-server.service")]
     )
-    assert agents == ["deploy.ddl", "deploy.rb", "healthcheck.ddl", "healthcheck.rb"]
+    assert check.returncode == 0, _show(check)
+    assert "mco-py-server.service" not in check.stdout + check.stderr, _show(check)
 
 
 def test_real_apply_of_a_load_balancer(puppet: PuppetLab) -> None:
@@ -328,7 +374,7 @@ def test_real_apply_of_a_load_balancer(puppet: PuppetLab) -> None:
         f"    server web3.lab 127.0.0.13:{puppet.node_ports['web3.lab']} check weight 100 disabled\n"
         in text
     )
-    # mcollective_py: the configs and the agents' Ruby shims (valid Ruby, one per agent)
+    # mcollective_py: the configs (the shims: see the tests below)
     mco = puppet.out / "lb" / "mcollective"
     server_cfg = dict(
         line.split(" = ", 1)
@@ -341,14 +387,52 @@ def test_real_apply_of_a_load_balancer(puppet: PuppetLab) -> None:
     assert server_cfg["plugin.yaml"] == str(mco / "facts.yaml")
     assert yaml.safe_load((mco / "facts.yaml").read_text())["role"] == "lb"
     assert (mco / "client.cfg").stat().st_mode & 0o777 == 0o640
+    assert server_cfg["daemonize"] == "1"
+
+
+SHIM_BUILD = "Exec[mcollective_py: mco-py shim build]/returns: executed successfully"
+
+
+def test_ruby_shims_are_built_by_mco_py_once(puppet: PuppetLab) -> None:
+    """daemon => mcollectived: the exec runs the real `mco-py shim build` of this repository's
+    venv into the libdir on the first run, and not again on an unchanged node."""
+    first, again = puppet.results["apply lb2"], puppet.results["apply lb2 again"]
+    assert SHIM_BUILD in first.stdout, _show(first)
+    assert (again.returncode, puppet_errors(again.stdout + again.stderr)) == (0, []), _show(again)
+    assert "shim build" not in again.stdout, _show(again)
     agent_dir = puppet.out / "lb" / "plugins" / "mcollective" / "agent"
-    for agent in ("haproxy", "healthcheck"):
-        ruby = run(["ruby", "-c", str(agent_dir / f"{agent}.rb")])
-        assert ruby.stdout.strip() == "Syntax OK", _show(ruby)
-        assert f"class {agent.capitalize()} < RPC::Agent" in (agent_dir / f"{agent}.rb").read_text()
-        assert (agent_dir / f"{agent}.ddl").read_bytes() == (
-            MODULES / "mcollective_py" / "files" / "ddl" / f"{agent}.ddl"
-        ).read_bytes()
+    rb = agent_dir / "haproxy.rb"
+    ruby = run(["ruby", "-c", str(rb)])
+    assert ruby.stdout.strip() == "Syntax OK", _show(ruby)
+    text = rb.read_text()
+    assert text.startswith("# Generated by `mco-py shim build`")
+    assert "class Haproxy < RPC::Agent" in text
+    # the shim runs VENV/bin/python -m mcollective_py agent run -c <mcollectived's config> ...
+    assert re.search(rf'\["{re.escape(str(VENV))}/bin/python3?", "-m", "mcollective_py"\]', text), (
+        text
+    )
+    # the DDL comes from the installed package (an editable install: the repository's ddl/)
+    assert (agent_dir / "haproxy.ddl").read_bytes() == (REPO / "ddl" / "haproxy.ddl").read_bytes()
+    assert (agent_dir.parent / "mco-py-shims.txt").read_text().splitlines()[2:] == [
+        "agents: haproxy",
+        f"config: {puppet.out}/lb/mcollective/server.cfg",
+        "command: default (the Python of mco-py, -m mcollective_py)",
+    ]
+
+
+def test_ruby_shims_are_built_again_after_an_upgrade(puppet: PuppetLab) -> None:
+    """Another mco-py version than the last build's: build again, with the package's DDL
+    (not the libdir's old copy), and remove the shims of agents dropped since."""
+    p = puppet.results.get("apply lb2 after an upgrade")
+    assert p is not None, _show(puppet.results["apply lb2"])
+    assert p.returncode == 2 and SHIM_BUILD in p.stdout, _show(p)
+    assert puppet_errors(p.stdout + p.stderr) == [], _show(p)
+    agent_dir = puppet.out / "lb" / "plugins" / "mcollective" / "agent"
+    assert sorted(f.name for f in agent_dir.iterdir()) == ["haproxy.ddl", "haproxy.rb", "site.rb"]
+    assert (agent_dir / "haproxy.ddl").read_bytes() == (REPO / "ddl" / "haproxy.ddl").read_bytes()
+    version = run([str(VENV / "bin" / "mco-py"), "--version"]).stdout.strip()
+    built = (agent_dir.parent / "mco-py-shims.built").read_text().splitlines()
+    assert built[-1] == version and "agents: haproxy" in built, built
 
 
 class _Health(BaseHTTPRequestHandler):

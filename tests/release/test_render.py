@@ -11,7 +11,7 @@ import yaml
 from mcollective_py.errors import UsageError
 from mcollective_py.release import render_release
 from mcollective_py.release.catalog import Catalog, parse_catalog
-from tests.release.conftest import CHECKED_IN, EXAMPLE_CATALOG, GOLDEN, HIERA, MODULES, REPO
+from tests.release.conftest import CHECKED_IN, EXAMPLE_CATALOG, GOLDEN, HIERA, REPO
 
 RENDER_CASES = sorted((GOLDEN / "render").glob("*.txt"))
 
@@ -168,15 +168,3 @@ def test_examples_and_hiera_use_loopback_addresses_only() -> None:
         r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", EXAMPLE_CATALOG.read_text(encoding="utf-8")
     )
     assert addresses and all(a.startswith("127.0.0.") for a in addresses)
-
-
-def test_module_ddls_are_the_repository_ddls() -> None:
-    """puppet_modules/mcollective_py ships copies of ddl/*.ddl (a module must be self-contained)."""
-    agents = yaml.safe_load((MODULES / "mcollective_py" / "data" / "common.yaml").read_text())[
-        "mcollective_py::agents"
-    ]
-    for agent in agents:
-        copy = MODULES / "mcollective_py" / "files" / "ddl" / f"{agent}.ddl"
-        assert copy.read_bytes() == (REPO / "ddl" / f"{agent}.ddl").read_bytes(), (
-            f"{copy.relative_to(REPO)} differs from ddl/{agent}.ddl; run: cp ddl/{agent}.ddl {copy.relative_to(REPO)}"
-        )

@@ -226,8 +226,8 @@ def test_overload_is_refused_not_queued(broker: MemoryBroker) -> None:
     import threading
 
     gate = threading.Event()
-    orig = d.handle
-    d.handle = lambda dv: (gate.wait(2), orig(dv))[1]  # type: ignore[method-assign]
+    orig = d.dispatch
+    d.dispatch = lambda dv, req: (gate.wait(2), orig(dv, req))[1]  # type: ignore[method-assign]
     d.connector.connect()
     p = PskSecurity("secret").encode_request(_req())
     d.submit(_delivery(p))

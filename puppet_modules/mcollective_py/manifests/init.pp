@@ -1,10 +1,10 @@
 # @summary mcollective-py on a node: the package, client/server config, agents and the daemon.
 #
 # Installs mcollective-py (into a Python venv by default), writes MCollective's `server.cfg`
-# and/or `client.cfg` (RabbitMQ connector, psk security), the facts MCollective filters on,
-# and for each agent its DDL and a Ruby shim so that Ruby mcollectived hosts the Python agent.
-# Then it runs the daemon: Debian's Ruby `mcollectived` (with the shims), or mcollective-py's
-# own node daemon under systemd.
+# and/or `client.cfg` (RabbitMQ connector, psk security) and the facts MCollective filters on,
+# then runs the node daemon: either Debian's Ruby `mcollectived`, hosting the Python agents
+# through the Ruby shims `mco-py shim build` writes into the libdir (see
+# `mcollective_py::shims`), or mcollective-py's own `mco-py server` under systemd.
 #
 # @example A web node, with the lab's broker and secret in Hiera
 #   mcollective_py::middleware_hosts: [127.0.0.1]
@@ -12,24 +12,29 @@
 #   mcollective_py::psk: mco-lab-psk
 #
 # @param server
-#   Whether to configure and run a node daemon (`server.cfg`, agents, facts, service).
+#   Whether to configure and run a node daemon (`server.cfg`, facts, shims or unit, service).
 # @param client
 #   Whether to write `client.cfg` for `mco` / `mco-py` on this machine.
 # @param install_method
 #   `venv`: pip-install into `venv_dir`; `package`: an OS package named `package_name`;
-#   `none`: installed by other means.
+#   `none`: installed by other means (at `venv_dir`).
 # @param package_name
 #   The Python distribution (venv) or OS package name.
 # @param package_ensure
 #   `installed`, or the version to install.
 # @param venv_dir
-#   The venv mcollective-py is installed into with `install_method => venv`.
+#   Where mcollective-py is installed: `VENV_DIR/bin/mco-py` is the command the module runs
+#   (the shim builds, the daemon) and the package's DDLs are in
+#   `VENV_DIR/share/mcollective-py/ddl`. With `install_method => package`, the package's
+#   prefix (e.g. `/usr`).
 # @param python
 #   The Python 3 that creates the venv.
 # @param confdir
 #   MCollective's configuration directory.
 # @param libdir
-#   The MCollective libdir the agents go to (`LIBDIR/mcollective/agent/`).
+#   The MCollective libdir of both configs; with `daemon => mcollectived` the shims go to
+#   `LIBDIR/mcollective/agent/`. The mco-py client and daemon also find the package's DDLs
+#   by themselves, so they need nothing in it.
 # @param main_collective
 #   The main collective.
 # @param collectives
@@ -47,7 +52,10 @@
 # @param psk
 #   The pre-shared key of the psk security plugin.
 # @param agents
-#   The agents to install; each needs `files/ddl/AGENT.ddl` in this module.
+#   With `daemon => mcollectived`: the Python agents the Ruby daemon hosts, one shim each.
+#   `mco-py shim build` must know each one (the package's entry points, or
+#   `plugin.mcollective_py.agents` in `server_settings`). `mco-py server` serves every agent
+#   it knows and does not use this list.
 # @param fact_names
 #   Facts (dotted for nested ones) written to the facts file MCollective filters on.
 # @param server_logfile
@@ -59,20 +67,24 @@
 # @param client_settings
 #   Extra `client.cfg` settings; they win over the computed ones.
 # @param daemon
-#   `mcollectived` (Debian's Ruby daemon hosting the shims) or `mco-py` (systemd unit).
+#   `mcollectived` (Debian's Ruby daemon hosting the shims) or `mco-py` (`mco-py server`
+#   in the foreground under a systemd unit; reload sends SIGHUP, which re-reads the facts).
 # @param daemon_package
 #   The OS package of the Ruby daemon, installed with `daemon => mcollectived` (none if undef).
 # @param manage_service
-#   Whether to run the daemon; it restarts when its configuration or agents change.
+#   Whether to run the daemon; it restarts when its configuration or shims change. (The
+#   unit file of `daemon => mco-py` is written either way.)
 # @param unit_dir
-#   Where the systemd unit of `daemon => mco-py` is written.
+#   Where the systemd unit of `daemon => mco-py` (`mco-py-server.service`) is written.
 # @param identity
 #   The node's MCollective identity.
-# @param agent_command
-#   The command the Ruby shims run (then: agent, request file, reply file); the venv's
-#   `python -m mcollective_py.server.shims` when not given.
+# @param shim_command
+#   How the Ruby shims start mcollective-py (`mco-py shim build --command`), in place of
+#   the default `VENV_DIR/bin/python -m mcollective_py`; the shim appends
+#   `agent run -c <mcollectived's config> AGENT REQUEST_FILE REPLY_FILE`. Words without blanks.
 # @param daemon_command
-#   The command of `daemon => mco-py`; the venv's `mco-py-server --config server.cfg` when not given.
+#   The `ExecStart` command of `daemon => mco-py`; `VENV_DIR/bin/mco-py server -c SERVER_CFG`
+#   when not given. It must stay in the foreground.
 class mcollective_py (
   Boolean $server,
   Boolean $client,
@@ -102,13 +114,10 @@ class mcollective_py (
   Boolean $manage_service,
   Mcollective_py::Path $unit_dir,
   Pattern[/\A[\w.-]+\z/] $identity = $trusted['certname'],
-  Optional[Array[String[1], 1]] $agent_command = undef,
-  Optional[Array[String[1], 1]] $daemon_command = undef,
+  Optional[Array[Pattern[/\A\S+\z/], 1]] $shim_command = undef,
+  Optional[Array[Pattern[/\A\S+\z/], 1]] $daemon_command = undef,
 ) {
-  $shim_command = $agent_command ? {
-    undef   => ["${venv_dir}/bin/python", '-m', 'mcollective_py.server.shims'],
-    default => $agent_command,
-  }
+  $mco_py = "${venv_dir}/bin/mco-py"
   $server_config = "${confdir}/server.cfg"
   $service_name = $daemon ? {
     'mcollectived' => 'mcollective',
@@ -174,6 +183,11 @@ class mcollective_py (
       content => epp('mcollective_py/facts.yaml.epp', { 'facts_to_publish' => $published }),
     }
 
+    # Ruby's mcollectived forks; mco-py server stays in the foreground under systemd.
+    $daemonize = $daemon ? {
+      'mcollectived' => 1,
+      default        => 0,
+    }
     file { $server_config:
       ensure  => file,
       mode    => '0640',
@@ -183,21 +197,27 @@ class mcollective_py (
               'identity'    => $identity,
               'logfile'     => $server_logfile,
               'loglevel'    => $server_loglevel,
-              'daemonize'   => 1,
+              'daemonize'   => $daemonize,
               'factsource'  => 'yaml',
               'plugin.yaml' => $facts_file,
             } + $server_settings,
       })),
     }
 
-    file { [$libdir, "${libdir}/mcollective", "${libdir}/mcollective/agent"]:
-      ensure => directory,
-      mode   => '0755',
-    }
-    $agents.each |$agent| {
-      mcollective_py::agent { $agent:
-        libdir  => $libdir,
-        command => $shim_command,
+    if $daemon == 'mcollectived' {
+      contain mcollective_py::shims
+    } else {
+      $exec_start = $daemon_command ? {
+        undef   => [$mco_py, 'server', '-c', $server_config],
+        default => $daemon_command,
+      }
+      file { "${unit_dir}/${service_name}.service":
+        ensure  => file,
+        mode    => '0644',
+        content => epp('mcollective_py/server.service.epp', {
+            'exec_start'    => join($exec_start, ' '),
+            'server_config' => $server_config,
+        }),
       }
     }
 
@@ -205,7 +225,11 @@ class mcollective_py (
       contain mcollective_py::service
       Class['mcollective_py::install'] -> Class['mcollective_py::service']
       File[$server_config] ~> Class['mcollective_py::service']
-      Mcollective_py::Agent <| |> ~> Class['mcollective_py::service']
+      if $daemon == 'mcollectived' {
+        Class['mcollective_py::shims'] ~> Class['mcollective_py::service']
+      } else {
+        File["${unit_dir}/${service_name}.service"] ~> Class['mcollective_py::service']
+      }
     }
   }
 }

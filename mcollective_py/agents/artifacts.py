@@ -1,0 +1,296 @@
+"""Release artifacts: where they come from, downloading (resumable), verifying, unpacking.
+
+* :func:`artifact_url` fills a URL template (``{service}``, ``{version}``).
+* :func:`download` streams to a ``.part`` file with ``requests``; when the file already
+  holds bytes it asks for the rest (HTTP ``Range``) and appends, and starts over when the
+  server does not resume.  It never verifies: the caller hashes the complete file
+  (:func:`sha256_file`) before anything is unpacked.
+* :func:`check_members` (pure) refuses archive entries that would land outside the target
+  directory: absolute paths, drive letters, ``..``, links leading out of the tree, device
+  files.  :func:`unpack` applies it to ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz``
+  and ``.zip`` archives (detected by content), then extracts (tar with Python's ``data``
+  filter as a second line of defence).
+
+Every failure is an :class:`ArtifactError` whose message says what to try; requests'
+exceptions do not leave this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+CHUNK = 64 * 1024
+USER_AGENT = "mcollective-py deploy"
+SHA256_RE = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class ArtifactError(Exception):
+    """An artifact cannot be found, downloaded, verified or unpacked."""
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def artifact_url(template: str, service: str, version: str) -> str:
+    """``template`` with ``{service}`` and ``{version}`` filled in; ValueError for any other
+    placeholder or a result that is not an http(s) URL."""
+    url = template.replace("{service}", service).replace("{version}", version)
+    unknown = re.findall(r"\{[^{}]*\}", url)
+    if unknown:
+        raise ValueError(
+            f"URL template {template!r} has unknown placeholder {unknown[0]}; use {{service}} and {{version}}"
+        )
+    if not re.match(r"\Ahttps?://[^\s]+\Z", url):
+        raise ValueError(f"URL template {template!r} does not give an http(s) URL: {url!r}")
+    return url
+
+
+def parse_checksum(text: str) -> str:
+    """The SHA-256 in a checksum file (``<hex>`` or ``<hex>  name``); ValueError if none."""
+    first = text.strip().split()[0].lower() if text.strip() else ""
+    if not SHA256_RE.match(first):
+        raise ValueError(f"no SHA-256 at the start of {text.strip()[:80]!r}")
+    return first
+
+
+# --------------------------------------------------------------------------- download
+
+
+@dataclass(frozen=True)
+class Download:
+    """What :func:`download` did."""
+
+    url: str
+    path: Path
+    size: int  # bytes in the file now
+    resumed_from: int  # bytes that were already there and kept (0: from the start)
+
+
+def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes 100-199/200`` -> (100, 200); ``bytes */200`` -> (None, 200)."""
+    m = re.match(r"\Abytes (?:(\d+)-\d+|\*)/(\d+|\*)\Z", (value or "").strip())
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+def download(
+    url: str,
+    part: Path,
+    *,
+    timeout: float,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Download:
+    """Fetch ``url`` into ``part``, resuming what is already there. Raises ArtifactError.
+
+    ``timeout`` bounds connecting and each read (not the whole transfer).  ``on_chunk`` is
+    called with the byte count after every chunk written.
+    """
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        with requests.get(
+            url, headers=headers, stream=True, timeout=timeout, allow_redirects=True
+        ) as resp:
+            if have and resp.status_code == 416:
+                _, total = _content_range_start(resp.headers.get("Content-Range"))
+                if total == have:  # already complete
+                    return Download(url, part, have, have)
+                part.unlink()
+                return download(url, part, timeout=timeout, on_chunk=on_chunk)
+            if have and resp.status_code == 206:
+                start, _ = _content_range_start(resp.headers.get("Content-Range"))
+                if start != have:
+                    part.unlink()
+                    return download(url, part, timeout=timeout, on_chunk=on_chunk)
+                mode, kept = "ab", have
+            elif resp.status_code == 200:
+                mode, kept = "wb", 0
+            elif resp.status_code == 404:
+                raise ArtifactError(
+                    f"no artifact at {url} (HTTP 404); check the version and plugin.deploy.artifact_url"
+                )
+            else:
+                raise ArtifactError(f"GET {url} answered HTTP {resp.status_code} {resp.reason}")
+            expected = resp.headers.get("Content-Length")
+            written = 0
+            with open(part, mode) as out:
+                for chunk in resp.iter_content(CHUNK):
+                    out.write(chunk)
+                    written += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(kept + written)
+                out.flush()
+                os.fsync(out.fileno())
+    except requests.RequestException as exc:
+        raise ArtifactError(
+            f"download of {url} failed: {_reason(exc)}; {part.stat().st_size if part.exists() else 0} bytes "
+            "are kept, and the next fetch resumes from there"
+        ) from None
+    if expected is not None and expected.isdigit() and written != int(expected):
+        raise ArtifactError(
+            f"download of {url} ended after {written} of {expected} bytes; the next fetch resumes"
+        )
+    return Download(url, part, kept + written, kept)
+
+
+def fetch_text(url: str, *, timeout: float, limit: int = 4096) -> str:
+    """A small text document (a checksum file). Raises ArtifactError."""
+    try:
+        with requests.get(
+            url, timeout=timeout, stream=True, headers={"User-Agent": USER_AGENT}
+        ) as resp:
+            if resp.status_code != 200:
+                raise ArtifactError(f"GET {url} answered HTTP {resp.status_code}")
+            return (resp.raw.read(limit, decode_content=True) or b"").decode(
+                "utf-8", errors="replace"
+            )
+    except requests.RequestException as exc:
+        raise ArtifactError(f"GET {url} failed: {_reason(exc)}") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    return m.group(1) if m else text[:200]
+
+
+# --------------------------------------------------------------------------- unpacking
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An archive member as :func:`check_members` sees it."""
+
+    name: str
+    kind: str  # file | dir | symlink | hardlink | other
+    link: str = ""
+
+
+def _normal(name: str) -> str | None:
+    """The member path in POSIX form, or None when it is absolute or has a ``..`` part."""
+    text = name.replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"\A[A-Za-z]:", text):
+        return None
+    if ".." in text.split("/"):
+        return None
+    return posixpath.normpath(text)
+
+
+def check_members(entries: Iterable[Entry]) -> None:
+    """Refuse an archive with an entry that would write or point outside the target
+    directory: absolute names, drive letters, any ``..`` part, special files, symlinks
+    leading out of the tree, hard links to outside, entries written through a symlink.
+    ValueError names the first offending entry."""
+    entries = list(entries)
+    links = set()
+    for e in entries:
+        norm = _normal(e.name)
+        if norm is None:
+            raise ValueError(f"archive entry {e.name!r} is absolute or has a '..' part")
+        if e.kind == "other":
+            raise ValueError(f"archive entry {e.name!r} is a device, fifo or other special file")
+        if e.kind == "symlink":
+            link = e.link.replace("\\", "/")
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(norm), link))
+            if (
+                not link
+                or link.startswith("/")
+                or re.match(r"\A[A-Za-z]:", link)
+                or target == ".."
+                or target.startswith("../")
+            ):
+                raise ValueError(
+                    f"archive entry {e.name!r} is a symlink to {e.link!r}, outside the release"
+                )
+            links.add(norm)
+        if e.kind == "hardlink" and _normal(e.link) is None:
+            raise ValueError(
+                f"archive entry {e.name!r} is a hard link to {e.link!r}, outside the release"
+            )
+    for e in entries:
+        parts = str(_normal(e.name)).split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in links:
+                raise ValueError(
+                    f"archive entry {e.name!r} is written through the symlink {'/'.join(parts[:i])!r}"
+                )
+
+
+def _tar_entries(tar: tarfile.TarFile) -> list[Entry]:
+    out = []
+    for m in tar.getmembers():
+        if m.isdir():
+            kind = "dir"
+        elif m.isfile():
+            kind = "file"
+        elif m.issym():
+            kind = "symlink"
+        elif m.islnk():
+            kind = "hardlink"
+        else:
+            kind = "other"
+        out.append(Entry(m.name, kind, m.linkname))
+    return out
+
+
+def _zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
+    out = []
+    for info in archive.infolist():
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            kind = "symlink"  # extracted as a plain file by zipfile; still checked
+            link = archive.read(info).decode("utf-8", errors="replace")
+        else:
+            kind, link = ("dir" if info.is_dir() else "file"), ""
+        out.append(Entry(info.filename, kind, link))
+    return out
+
+
+def unpack(archive: Path, dest: Path) -> int:
+    """Extract ``archive`` (tar family or zip) into the existing directory ``dest``.
+    Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one."""
+    try:
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive, "r:*") as tar:
+                entries = _tar_entries(tar)
+                check_members(entries)
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(dest, filter="data")
+                else:  # pragma: no cover - Python < 3.11.4
+                    tar.extractall(dest)  # noqa: S202 - members checked above
+                return len(entries)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                entries = _zip_entries(zf)
+                check_members(entries)
+                zf.extractall(dest)
+                return len(entries)
+    except ValueError as exc:
+        raise ArtifactError(f"refusing to unpack {archive.name}: {exc}") from None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ArtifactError(f"cannot unpack {archive.name}: {exc}") from None
+    raise ArtifactError(f"{archive.name} is neither a tar nor a zip archive")
