@@ -3,7 +3,9 @@
 Reads MCollective's ``server.cfg`` (identity, collectives, connector, psk, ``plugin.yaml``
 facts, ``classesfile``, ``libdir``, ``logfile``, ``loglevel``), subscribes for every loaded
 agent, and serves until SIGTERM/SIGINT (in-flight requests finish first).  SIGHUP re-reads
-facts and classes.  Exit 0 on a clean stop, 3 when config, broker or agents are unusable at
+facts and classes, re-reads the config for agent settings and loads the agents again (new
+agents and changed DDLs are picked up and subscribed; identity, collectives, broker and
+security settings, and changed code of an already loaded agent, need a restart).  Exit 0 on a clean stop, 3 when config, broker or agents are unusable at
 start.
 """
 
@@ -70,8 +72,10 @@ def setup_logging(cfg: Config, *, foreground: bool) -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
-def build(cfg: Config) -> Any:
-    """A ready Daemon for ``cfg`` (not yet connected)."""
+def build(cfg: Config, reread: Any = None) -> Any:
+    """A ready Daemon for ``cfg`` (not yet connected).  ``reread()`` returns the config as
+    it is now on disk; SIGHUP uses it for agent settings (identity, collectives, broker and
+    security settings keep their start-up values until a restart)."""
     from .. import security
     from ..server.agent import AgentContext
     from ..server.builtin import DaemonInfo, Rpcutil
@@ -107,7 +111,23 @@ def build(cfg: Config) -> Any:
     for a in agents.values():
         if isinstance(a, Rpcutil):
             a.info = info
-    daemon.node_state = state  # type: ignore[attr-defined]
+
+    def reload() -> dict[str, Any]:
+        state.reload()
+        now = reread() if reread is not None else cfg
+        ctx = AgentContext(
+            identity=cfg.identity,
+            settings={k: s.value for k, s in now.settings.items()},
+            facts=state.facts,
+            classes=state.classes,
+        )
+        fresh = load_agents(now, ctx)
+        for a in fresh.values():
+            if isinstance(a, Rpcutil):
+                a.info = info
+        return fresh
+
+    daemon.reload_hook = reload
     return daemon
 
 
@@ -202,7 +222,8 @@ def _daemonize() -> None:
 def run(args: argparse.Namespace, term: Terminal) -> int:
     cfg = config_mod.load(args.config, role="server")
     setup_logging(cfg, foreground=not args.daemonize)
-    daemon = build(cfg)  # fail before detaching: errors reach the terminal
+    # fail before detaching: errors reach the terminal
+    daemon = build(cfg, reread=lambda: config_mod.load(args.config, role="server"))
     if args.daemonize:
         _daemonize()
     if args.pidfile:
@@ -222,8 +243,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         daemon.stop()
 
     def on_hup(signum: int, frame: Any) -> None:
-        log.info("SIGHUP: reloading facts and classes")
-        daemon.node_state.reload()
+        log.info("SIGHUP: reloading facts, classes and agents")
+        daemon.request_reload()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)

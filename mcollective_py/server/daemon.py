@@ -104,6 +104,8 @@ class Daemon:
     #: (request, rpc) -> (allowed, reason); None = no authorization (Ruby's rpcauthorization=0)
     authorize: Callable[[Request, RPCRequest], tuple[bool, str]] | None = None
     audit: Callable[..., None] | None = None
+    #: SIGHUP: returns the agents to serve from now on (facts/classes are re-read inside it)
+    reload_hook: Callable[[], dict[str, Agent]] | None = None
     threads: int = 8
     max_pending: int = 64
     reconnect_max: float = 2.0
@@ -111,6 +113,7 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._pool = ThreadPoolExecutor(
             max_workers=self.threads, thread_name_prefix="mco-py-request"
         )
@@ -144,6 +147,9 @@ class Daemon:
                 self.connect()
                 delay = 0.2
                 while not self._stop.is_set():
+                    if self._reload.is_set() and self._do_reload():
+                        self.connector.close()  # the agent set changed: subscribe again
+                        break
                     d = self.connector.receive(0.5)
                     if d is not None:
                         self.submit(d)
@@ -159,6 +165,25 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the main loop to run ``reload_hook`` (safe from a signal handler)."""
+        self._reload.set()
+
+    def _do_reload(self) -> bool:
+        """Run the reload hook on the main thread; True if the set of agents changed."""
+        self._reload.clear()
+        if self.reload_hook is None:
+            return False
+        try:
+            agents = self.reload_hook()
+        except Exception as exc:  # noqa: BLE001 - a bad reload keeps the running agents
+            log.error("reload failed, keeping the loaded agents: %s", exc)
+            return False
+        changed = set(agents) != set(self.agents)
+        self.agents = agents
+        log.info("reloaded: agents %s", ", ".join(sorted(agents)))
+        return changed
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait for in-flight requests (SIGTERM finishes them before exit)."""
