@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import InvalidCallerId, MessageExpired, SerializationError
 from ..message import CALLERID_RE, Reply, Request
+from ..rubytypes import Symbol
 
 Clock = Callable[[], float]
 
@@ -60,6 +61,37 @@ class SecurityProvider(ABC):
         age = int(self.clock()) - msgtime
         if age > ttl:
             raise MessageExpired(f"message is {age} seconds old, TTL is {ttl}")
+
+
+def request_envelope(req: Request, body: Any, signature: str) -> dict[Symbol, Any]:
+    """The outer request Hash every provider serializes, in Ruby's key order
+    (``Security::Base#create_request``): body, senderid, requestid, filter, collective, agent,
+    callerid, ttl, msgtime, hash."""
+    return {
+        Symbol("body"): body,
+        Symbol("senderid"): req.senderid,
+        Symbol("requestid"): req.requestid,
+        Symbol("filter"): req.filter,
+        Symbol("collective"): req.collective,
+        Symbol("agent"): req.agent,
+        Symbol("callerid"): req.callerid,
+        Symbol("ttl"): req.ttl,
+        Symbol("msgtime"): req.msgtime,
+        Symbol("hash"): signature,
+    }
+
+
+def reply_envelope(reply: Reply, body: Any, signature: str) -> dict[Symbol, Any]:
+    """The outer reply Hash, in Ruby's key order (``create_reply``): senderid, requestid,
+    senderagent, msgtime, body, hash."""
+    return {
+        Symbol("senderid"): reply.senderid,
+        Symbol("requestid"): reply.requestid,
+        Symbol("senderagent"): reply.senderagent,
+        Symbol("msgtime"): reply.msgtime,
+        Symbol("body"): body,
+        Symbol("hash"): signature,
+    }
 
 
 def field(env: Mapping[Any, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:

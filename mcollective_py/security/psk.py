@@ -15,13 +15,12 @@ import hashlib
 import hmac
 import os
 import time
-from typing import Any
 
 from ..errors import ConfigError, DigestMismatch, SerializationError
 from ..message import Reply, Request
-from ..rubytypes import AsciiString, Symbol
+from ..rubytypes import AsciiString
 from ..serializers import MARSHAL, Serializer
-from .base import Clock, SecurityProvider, check_callerid, field
+from .base import Clock, SecurityProvider, check_callerid, field, reply_envelope, request_envelope
 
 CALLERTYPES = ("uid", "gid", "group", "user", "identity")
 
@@ -80,19 +79,7 @@ class PskSecurity(SecurityProvider):
     # ---------------------------------------------------------------- requests
     def encode_request(self, req: Request) -> bytes:
         body = self.serializer.dumps(req.body)
-        env: dict[Symbol, Any] = {
-            Symbol("body"): body,
-            Symbol("senderid"): req.senderid,
-            Symbol("requestid"): req.requestid,
-            Symbol("filter"): req.filter,
-            Symbol("collective"): req.collective,
-            Symbol("agent"): req.agent,
-            Symbol("callerid"): req.callerid,
-            Symbol("ttl"): req.ttl,
-            Symbol("msgtime"): req.msgtime,
-            Symbol("hash"): self.digest(body),
-        }
-        return self.serializer.dumps(env)
+        return self.serializer.dumps(request_envelope(req, body, self.digest(body)))
 
     def decode_request(self, payload: bytes) -> Request:
         env = self.serializer.loads(payload)
@@ -120,15 +107,7 @@ class PskSecurity(SecurityProvider):
     # ---------------------------------------------------------------- replies
     def encode_reply(self, reply: Reply) -> bytes:
         body = self.serializer.dumps(reply.body)
-        env: dict[Symbol, Any] = {
-            Symbol("senderid"): reply.senderid,
-            Symbol("requestid"): reply.requestid,
-            Symbol("senderagent"): reply.senderagent,
-            Symbol("msgtime"): reply.msgtime,
-            Symbol("body"): body,
-            Symbol("hash"): self.digest(body),
-        }
-        return self.serializer.dumps(env)
+        return self.serializer.dumps(reply_envelope(reply, body, self.digest(body)))
 
     def decode_reply(self, payload: bytes) -> Reply:
         env = self.serializer.loads(payload)

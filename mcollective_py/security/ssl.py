@@ -71,7 +71,7 @@ from ..errors import ConfigError, DigestMismatch, InvalidCallerId, Serialization
 from ..message import Reply, Request
 from ..rubytypes import AsciiString, Symbol
 from ..serializers import MARSHAL, SERIALIZERS, Serializer
-from .base import Clock, SecurityProvider, check_callerid, field
+from .base import Clock, SecurityProvider, check_callerid, field, reply_envelope, request_envelope
 
 log = logging.getLogger(__name__)
 
@@ -452,19 +452,7 @@ class SslSecurity(SecurityProvider):
     def encode_request(self, req: Request) -> bytes:
         wrapper = {_SSL_MSG: req.body, _SSL_TTL: req.ttl, _SSL_MSGTIME: req.msgtime}
         body = self.serializer.dumps(wrapper)
-        env: dict[Symbol, Any] = {
-            Symbol("body"): self._embed(body),
-            Symbol("senderid"): req.senderid,
-            Symbol("requestid"): req.requestid,
-            Symbol("filter"): req.filter,
-            Symbol("collective"): req.collective,
-            Symbol("agent"): req.agent,
-            Symbol("callerid"): req.callerid,
-            Symbol("ttl"): req.ttl,
-            Symbol("msgtime"): req.msgtime,
-            Symbol("hash"): self.signature(body),
-        }
-        return self.serializer.dumps(env)
+        return self.serializer.dumps(request_envelope(req, self._embed(body), self.signature(body)))
 
     def decode_request(self, payload: bytes) -> Request:
         env = self.serializer.loads(payload)
@@ -540,15 +528,7 @@ class SslSecurity(SecurityProvider):
     # ------------------------------------------------------------ replies
     def encode_reply(self, reply: Reply) -> bytes:
         body = self.serializer.dumps(reply.body)
-        env: dict[Symbol, Any] = {
-            Symbol("senderid"): reply.senderid,
-            Symbol("requestid"): reply.requestid,
-            Symbol("senderagent"): reply.senderagent,
-            Symbol("msgtime"): reply.msgtime,
-            Symbol("body"): self._embed(body),
-            Symbol("hash"): self.signature(body),
-        }
-        return self.serializer.dumps(env)
+        return self.serializer.dumps(reply_envelope(reply, self._embed(body), self.signature(body)))
 
     def decode_reply(self, payload: bytes) -> Reply:
         env = self.serializer.loads(payload)
