@@ -6,7 +6,7 @@ Each function takes the value to check (plus the validator's argument) and retur
 input name and a hint; :mod:`mcollective_py.ddl.request` does that.
 
 ``ipv4address``/``ipv6address`` follow Ruby 3.1's ``IPAddr.new`` (ipaddr 1.2.4): it
-accepts a prefix or netmask suffix (``10.0.0.0/8``), ``[v6]`` brackets and ``%zone``
+accepts a prefix or netmask suffix (``127.0.0.0/8``), ``[v6]`` brackets and ``%zone``
 ids, and refuses zero-padded IPv4 octets.
 """
 
