@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from mcollective_py.cli.common import ConsoleEvents, Terminal
+from mcollective_py.cli.common import Terminal
+from mcollective_py.cli.console import ConsoleEvents
 from mcollective_py.results import NodeReply
 
 

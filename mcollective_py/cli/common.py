@@ -9,19 +9,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import config as config_mod
-from .. import render
-from ..client import CallOptions, Client, ClientEvents
 from ..config import Config
-from ..connectors.base import Connector
-from ..discovery import parse_stdin
 from ..errors import ConfigError, UsageError
-from ..filter import Filter
-from ..results import NodeReply
+
+if TYPE_CHECKING:  # imported where used: start-up of every command stays light
+    from ..client import CallOptions, Client, ClientEvents
+    from ..connectors.base import Connector
+    from ..filter import Filter
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:
@@ -196,6 +194,8 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def build_filter(args: argparse.Namespace) -> Filter:
+    from ..filter import Filter
+
     return Filter.from_cli(
         identity=args.f_identity,
         cf_class=args.f_class,
@@ -214,6 +214,9 @@ def call_options(
     agent_timeout: float = 10.0,
 ) -> CallOptions:
     """Discovery method and node list from ``--dm/--do/--nodes`` (stdin read here, once)."""
+    from ..client import CallOptions
+    from ..discovery import parse_stdin
+
     method = args.discovery_method or cfg.default_discovery_method
     nodes: tuple[str, ...] | None = None
     if args.nodes_file:
@@ -259,6 +262,7 @@ def make_connector(cfg: Config) -> Connector:
 
 def make_client(cfg: Config, events: ClientEvents | None = None) -> Client:
     from .. import security
+    from ..client import Client, ClientEvents
 
     return Client(
         connector=make_connector(cfg),
@@ -294,49 +298,3 @@ class Terminal:
             return os.get_terminal_size(self.out.fileno()).columns
         except (OSError, AttributeError, ValueError):
             return 80
-
-
-class ConsoleEvents(ClientEvents):
-    """Prints discovery and progress the way ``mco`` does (progress on a terminal only)."""
-
-    def __init__(self, term: Terminal, *, progress: bool, announce_discovery: bool = True) -> None:
-        self.term = term
-        self.progress = progress and term.tty
-        self.announce = announce_discovery
-        self.width = render.progress_width(term.columns()) if self.progress else 0
-        self.spin = 0
-        self.started = False
-
-    def discovery_started(self, method: str, timeout: float) -> None:
-        if self.announce:
-            t = int(timeout) if float(timeout).is_integer() else timeout
-            self.term.err.write(
-                f"Discovering hosts using the {method} method for {t} second(s) .... "
-            )
-            self.term.err.flush()
-
-    def discovery_finished(self, nodes: Sequence[str], seconds: float) -> None:
-        if self.announce:
-            self.term.err.write(f"{len(nodes)}\n")
-            self.term.err.flush()
-
-    def request_sent(self, requestid: str, nodes: Sequence[str], direct: bool, total: int) -> None:
-        if self.progress and not self.started:
-            self.started = True
-            self.term.out.write(
-                "\n" + render.progress(0, total, self.width, self.term.color, self.spin)
-            )
-            self.term.out.flush()
-
-    def reply_received(self, reply: NodeReply, received: int, expected: int) -> None:
-        if self.progress:
-            self.spin += 1
-            self.term.out.write(
-                render.progress(received, expected, self.width, self.term.color, self.spin)
-            )
-            self.term.out.flush()
-
-    def finish(self) -> None:
-        if self.progress and self.started:
-            self.term.out.write("\n\n")
-            self.term.out.flush()

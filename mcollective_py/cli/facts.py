@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import render
 from .common import (
-    ConsoleEvents,
     Terminal,
     add_common_options,
     build_filter,
@@ -27,6 +25,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from .. import render
+    from .console import ConsoleEvents
+
     cfg = load_config(args)
     flt = build_filter(args)
     color = cfg.color and term.color

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import render
-from ..client import CallOptions
-from ..filter import Filter
 from .common import Terminal, add_config_option, load_config, make_client
 
 
@@ -28,6 +25,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from .. import render
+    from ..client import CallOptions
+    from ..filter import Filter
+
     cfg = load_config(args)
     client = make_client(cfg)
     flt = Filter.from_cli(identity=[args.node])

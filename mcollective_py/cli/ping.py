@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import render
 from .common import Terminal, add_common_options, build_filter, load_config, make_client
 
 
@@ -16,6 +15,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from .. import render
+
     cfg = load_config(args)
     flt = build_filter(args)
     client = make_client(cfg)

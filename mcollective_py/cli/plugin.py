@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
-from ..ddl import AgentDDL, load_ddl, plugin_doc, to_choria_json
 from ..errors import UsageError
 from .common import Terminal, add_config_option
 
@@ -35,6 +34,8 @@ def _split(text: str) -> tuple[str, str]:
 
 
 def run_doc(args: argparse.Namespace, term: Terminal) -> int:
+    from ..ddl import load_ddl, plugin_doc
+
     cfg = config_mod.load(args.config)
     kind, name = _split(args.plugin)
     ddl = load_ddl(name, kind, list(cfg.libdir))
@@ -44,6 +45,8 @@ def run_doc(args: argparse.Namespace, term: Terminal) -> int:
 
 
 def run_json(args: argparse.Namespace, term: Terminal) -> int:
+    from ..ddl import AgentDDL, load_ddl, to_choria_json
+
     cfg = config_mod.load(args.config)
     kind, name = _split(args.plugin)
     if kind != "agent":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..release import data_dir, load_catalog, plan_writes, render_release, write_files
 from .common import Terminal
 
 
@@ -61,6 +60,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from ..release import data_dir, load_catalog, plan_writes, render_release, write_files
+
     # 1. everything that can fail on bad input, before touching the disk
     catalog = load_catalog(args.catalog)
     files = render_release(catalog, args.service, args.version, args.env)

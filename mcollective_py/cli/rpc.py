@@ -9,15 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import render
 from ..errors import UsageError
-from ..results import Results
-from ..rubytypes import plain
-from . import agent_ddl
 from .common import (
-    ConsoleEvents,
     Terminal,
     add_common_options,
     build_filter,
@@ -25,6 +20,10 @@ from .common import (
     load_config,
     make_client,
 )
+
+if TYPE_CHECKING:
+    from ..results import Results
+    from .agent_ddl import ActionInfo
 
 
 def register(sub: Any) -> None:
@@ -91,6 +90,9 @@ def _batch(text: str | None) -> int:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from . import agent_ddl
+    from .console import ConsoleEvents
+
     cfg = load_config(args)
     flt = build_filter(args)
     # 1. The DDL turns strings into typed, validated inputs before anything touches the network.
@@ -136,6 +138,8 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
 
 def write_json(results: Results, term: Terminal) -> None:
     """``mco rpc --json`` schema; silent nodes are named on stderr (stdout stays pure JSON)."""
+    from ..rubytypes import plain
+
     doc = [
         {
             "agent": r.agent,
@@ -158,10 +162,12 @@ def write_json(results: Results, term: Terminal) -> None:
 def write_text(
     results: Results,
     args: argparse.Namespace,
-    action: agent_ddl.ActionInfo,
+    action: ActionInfo,
     term: Terminal,
     color: bool,
 ) -> None:
+    from .. import render
+
     display = args.display or action.display
     term.out.write(
         render.rpc_results_text(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
-from ..ddl import AgentDDL, load_agent_ddl
 from ..errors import DDLError, UsageError
 from .common import Terminal
 
@@ -35,6 +34,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, term: Terminal) -> int:
+    from ..ddl import AgentDDL, load_agent_ddl
     from ..server.registry import agent_classes
     from ..server.shims import default_command, shim_files
 
