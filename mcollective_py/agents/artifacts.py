@@ -270,6 +270,25 @@ def _zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
     return out
 
 
+def check_links_inside(dest: Path) -> None:
+    """After extraction: every symlink under ``dest`` must resolve inside ``dest``.
+
+    The member checks read link targets as text; links that point through other links of the
+    same archive (``b -> a/..`` with ``a -> .``) can only be judged on disk.  ValueError
+    names the first link that leads out."""
+    root = os.path.realpath(dest)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if real != root and not real.startswith(root + os.sep):
+                    rel = os.path.relpath(path, dest)
+                    raise ValueError(
+                        f"archive entry {rel!r} is a symlink that resolves outside the release"
+                    )
+
+
 def unpack(archive: Path, dest: Path) -> int:
     """Extract ``archive`` (tar family or zip) into the existing directory ``dest``.
     Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one."""
@@ -282,6 +301,7 @@ def unpack(archive: Path, dest: Path) -> int:
                     tar.extractall(dest, filter="data")
                 else:  # pragma: no cover - Python < 3.11.4
                     tar.extractall(dest)  # noqa: S202 - members checked above
+                check_links_inside(dest)
                 return len(entries)
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:

@@ -333,14 +333,17 @@ class Deploy(Agent):
             done.append("pre_activate hook ok")
         layout.switch(layout.current_link, target)
         done.append(f"current -> {target}")
-        problem, restarted = self._restart(service, values) if restart else (None, False)
-        if problem is None and restarted:
-            reply["restarted"] = True
-            done.append("restarted")
-        if problem is None:
-            problem = self._hook("post_activate", service, release, values)
-            if problem is None and self.setting("post_activate", service):
-                done.append("post_activate hook ok")
+        try:
+            problem, restarted = self._restart(service, values) if restart else (None, False)
+            if problem is None and restarted:
+                reply["restarted"] = True
+                done.append("restarted")
+            if problem is None:
+                problem = self._hook("post_activate", service, release, values)
+                if problem is None and self.setting("post_activate", service):
+                    done.append("post_activate hook ok")
+        except Exception as exc:  # noqa: BLE001 - anything after the switch must switch back
+            problem = str(exc) if isinstance(exc, Aborted) else f"{type(exc).__name__}: {exc}"
         if problem:
             layout.switch(layout.current_link, current)
             undo = f"switched back to {current}" if current else "removed current again"

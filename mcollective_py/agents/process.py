@@ -50,6 +50,11 @@ class CommandResult:
         return f"{name} exited {self.exit_code}"
 
 
+#: Environment variables a child (hook, check, restart, Puppet) never inherits: psk, broker
+#: credentials and key paths of the daemon.  Hook output can reach the caller in a reply.
+SECRET_ENV_PREFIXES = ("MCOLLECTIVE_", "STOMP_")
+
+
 def tail(text: str, lines: int = TAIL_LINES, size: int = TAIL_BYTES) -> str:
     """The last ``lines`` lines of ``text``, at most ``size`` characters."""
     kept = "\n".join(text.rstrip("\n").splitlines()[-lines:])
@@ -71,7 +76,8 @@ def run(
     argv = tuple(str(a) for a in argv)
     if not argv:
         raise CommandNotRunnable("empty command")
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
+    full_env.update(env or {})
     start = time.monotonic()
     with tempfile.TemporaryFile() as out:
         try:

@@ -198,10 +198,16 @@ class ReleaseLayout:
         names."""
         if not self.releases.is_dir():
             return []
-        prefix = STAGING_PREFIX + (f"{version}-" if version else "")
         removed = []
         for entry in self.releases.iterdir():
-            if not entry.name.startswith(prefix) or not entry.is_dir() or entry.is_symlink():
+            if (
+                not entry.name.startswith(STAGING_PREFIX)
+                or not entry.is_dir()
+                or entry.is_symlink()
+            ):
+                continue
+            # ".staging-<version>-<pid>": compare the whole version, never a prefix of it
+            if version is not None and entry.name.rsplit("-", 1)[0] != STAGING_PREFIX + version:
                 continue
             if version is None and _alive(entry.name.rsplit("-", 1)[-1]):
                 continue

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         )
     )
     _write_reply(args.reply_file, dict(result.data))
+    # A timed-out action goes on in its thread: let it finish before the process exits, or a
+    # state change (a deploy's link switch, hooks, restart) would be cut off half-way.
+    for t in threading.enumerate():
+        if t is not threading.current_thread() and t.name.startswith(f"{args.agent}#"):
+            t.join()
     if result.statuscode:
         term.err.write(result.statusmsg.rstrip("\n") + "\n")
     return int(result.statuscode)

@@ -238,12 +238,11 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         ", ".join(sorted(daemon.agents)),
     )
 
+    # handlers only set flags: logging from a signal handler can re-enter the log stream
     def on_term(signum: int, frame: Any) -> None:
-        log.info("signal %d: finishing in-flight requests and exiting", signum)
         daemon.stop()
 
     def on_hup(signum: int, frame: Any) -> None:
-        log.info("SIGHUP: reloading facts, classes and agents")
         daemon.request_reload()
 
     signal.signal(signal.SIGTERM, on_term)

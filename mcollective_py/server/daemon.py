@@ -100,7 +100,7 @@ class Daemon:
     agents: dict[str, Agent]
     stats: Stats = field(default_factory=Stats)
     #: returns "admitted", or why the request must not run (replayed, expired, too_new, full)
-    replay_check: Callable[[Request], str] | None = None
+    replay_check: Callable[[Request], str | bool] | None = None
     #: (request, rpc) -> (allowed, reason); None = no authorization (Ruby's rpcauthorization=0)
     authorize: Callable[[Request, RPCRequest], tuple[bool, str]] | None = None
     audit: Callable[..., None] | None = None
@@ -153,13 +153,16 @@ class Daemon:
                     d = self.connector.receive(0.5)
                     if d is not None:
                         self.submit(d)
-            except TransportError as exc:
+            except Exception as exc:  # noqa: BLE001 - TransportError, or anything else: keep serving
                 if self._stop.is_set():
                     break
+                if not isinstance(exc, TransportError):
+                    log.exception("unexpected error in the receive loop; reconnecting")
                 log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, delay)
                 self.connector.close()
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_max)
+        log.info("stopping: finishing in-flight requests")
         self.drain()
         self.connector.close()
 
@@ -173,6 +176,7 @@ class Daemon:
     def _do_reload(self) -> bool:
         """Run the reload hook on the main thread; True if the set of agents changed."""
         self._reload.clear()
+        log.info("SIGHUP: reloading facts, classes and agents")
         if self.reload_hook is None:
             return False
         try:
@@ -216,7 +220,17 @@ class Daemon:
                 out = self.dispatch(d, req)
                 if out is not None:
                     target, payload = out
-                    self.connector.publish_threadsafe(target, payload, sender=self.node.identity)
+                    try:
+                        self.connector.publish_threadsafe(
+                            target, payload, sender=self.node.identity
+                        )
+                    except Exception as exc:  # noqa: BLE001 - a lost reply must not kill the worker
+                        self._reject(
+                            "reply_failures",
+                            "could not send the reply to %s: %s",
+                            req.requestid,
+                            exc,
+                        )
             finally:
                 self._pending.release()
                 with self._inflight_lock:
@@ -276,6 +290,8 @@ class Daemon:
         who = f"{req.callerid}@{req.senderid}"
         if self.replay_check is not None:
             outcome = self.replay_check(req)
+            if outcome is True:
+                outcome = "admitted"
             if outcome != "admitted":
                 self._reject(
                     "replayed",
@@ -345,6 +361,17 @@ class Daemon:
             except SerializationError as exc:
                 self._reject(
                     "bad_messages", "rejected request %s from %s: %s", req.requestid, who, exc
+                )
+                return None
+            if rpc.agent != req.agent:
+                # the envelope's :agent is not covered by the digest/signature; the body's is
+                self._reject(
+                    "bad_messages",
+                    "rejected request %s from %s: envelope agent %r differs from the signed body's %r",
+                    req.requestid,
+                    who,
+                    req.agent,
+                    rpc.agent,
                 )
                 return None
             process = rpc.process_results

@@ -5,11 +5,15 @@ after that, as Ruby does).  :class:`ReplayCache` remembers every admitted reques
 moment it stops being valid, so a captured request published again is refused for as long as
 the TTL check alone would still let it through.
 
-What identifies "the same request": its request id, **and** a digest of the parts the sender
-authenticated (callerid, msgtime, ttl and body; see :func:`content_key`).  The request id is
-not covered by the psk digest nor the ssl signature, so an attacker re-publishing a capture
-can change it; the content key catches that.  The price: two requests from one caller with
-the same body, TTL and ``msgtime`` second are executed once.
+What identifies "the same request": its request id, and — when a ``content`` key is given
+to :meth:`ReplayCache.check` — a digest of the parts the sender authenticated (callerid,
+msgtime, ttl and body; see :func:`content_key`).  The request id is not covered by the psk
+digest nor the ssl signature, so an attacker re-publishing a capture can change it; only the
+content key catches that.  Its price: two requests from one caller with the same body, TTL
+and ``msgtime`` second are executed once (two ``mco ping`` runs within a second, a health
+poll).  The node therefore uses the content key only with
+``plugin.mcollective_py.replay_strict = 1``; by default it keys on request ids, as the
+protocol intends (see docs/security.md).  :meth:`ReplayCache.admit` is the strict check.
 
 * A message from further in the future than ``skew`` seconds is refused: it would otherwise
   stay valid (and have to be remembered) for as long as its sender's clock is ahead.  Ruby
@@ -127,8 +131,8 @@ class ReplayCache:
         return outcome
 
     def admit(self, req: Request) -> bool:
-        """True if ``req`` may be executed (first time seen, within its window).  This is the
-        daemon's ``replay_check``; call it after ``decode_request``."""
+        """True if ``req`` may be executed (first time seen by id *and* content, within its
+        window): the strict check.  Call it after ``decode_request``."""
         return self.check(req.requestid, req.msgtime, req.ttl, content_key(req)) == "admitted"
 
     def __call__(self, req: Request) -> bool:

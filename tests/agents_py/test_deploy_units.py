@@ -365,3 +365,14 @@ def test_process_run_keeps_a_tail_and_kills_the_group(tmp_path: Path) -> None:
         process.CommandNotRunnable, match="cannot run /nonexistent: No such file or directory"
     ):
         process.run(["/nonexistent"], timeout=1)
+
+
+def test_an_error_after_the_switch_switches_back(tmp_path: Path) -> None:
+    """A bad setting that only shows after `current` moved must not leave it moved."""
+    agent, runner = windows_node(tmp_path, service_manager="windows", restart_timeout="0")
+    reply = call(agent, "activate", service="shop", version="1.1")
+    assert reply.statuscode == 1
+    layout = releases.ReleaseLayout(tmp_path / "releases", "shop")
+    assert os.readlink(layout.current_link).endswith("1.0"), reply.statusmsg
+    assert "restart_timeout = '0' is not a positive number of seconds" in reply.statusmsg
+    assert reply.data["current_version"] == "1.0" and runner.calls == []

@@ -235,3 +235,25 @@ def test_overload_is_refused_not_queued(broker: MemoryBroker) -> None:
     assert d.stats.snapshot()["overloaded"] == 1
     gate.set()
     d.drain(5)
+
+
+def test_envelope_agent_must_match_the_signed_body(
+    broker: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    d = make_daemon(broker)
+    req = replace(
+        _req(agent="pyecho"), body=RPCRequest("rpcutil", "echo", "uid=0", {"msg": "a"}).to_wire()
+    )
+    with caplog.at_level("WARNING", logger="mcollective_py.server"):
+        assert d.handle(_delivery(PskSecurity("secret").encode_request(req))) is None
+    assert d.stats.snapshot()["bad_messages"] == 1
+    assert "envelope agent 'pyecho' differs from the signed body's 'rpcutil'" in caplog.text
+
+
+def test_replay_check_may_answer_with_a_bool(broker: MemoryBroker) -> None:
+    d = make_daemon(broker, replay_check=lambda req: True)
+    assert d.handle(_delivery(PskSecurity("secret").encode_request(_req()))) is not None
+    d = make_daemon(broker, replay_check=lambda req: False)
+    assert d.handle(_delivery(PskSecurity("secret").encode_request(_req()))) is None
