@@ -57,9 +57,15 @@ def lab_dir(name: str) -> Path:
     file in it to ``rabbitmqctl import_definitions``, which the broker reads itself, and
     pytest's own tmp dirs are private (0700), so the import fails there."""
     d = Path("/tmp/mco-py-tests") / name
-    if d.exists():  # stop nodes a previous, interrupted run left behind (by their pid files)
+    # stop nodes a previous, interrupted run left behind, wherever in d their lab was
+    # (by their pid files, before the pid files are deleted with the directory)
+    for lab in (
+        sorted({p.parent.parent for p in d.glob("**/nodes/*/mcollectived.pid")})
+        if d.exists()
+        else []
+    ):
         subprocess.run(
-            [str(RUBY_FLEET), "down"], env=_fleet_env(d, "/"), capture_output=True, timeout=120
+            [str(RUBY_FLEET), "down"], env=_fleet_env(lab, "/"), capture_output=True, timeout=120
         )
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)

@@ -42,24 +42,26 @@ def mixed() -> Iterator[tuple[dict[str, str], PythonFleet]]:
         vhost=VHOST,
         extra={"LAB_COMPAT": "0", "LAB_PLUGIN_DIRS": str(shims), "PYTHONPATH": str(REPO)},
     )
-    assert renv["RUBYOPT"] == ""
-    for i in (1, 2):  # tells `mco-py agent run -c <node's server.cfg>` where the agent class is
-        d = ruby_dir / "nodes" / f"node{i}" / "plugin.d"
-        d.mkdir(exist_ok=True)
-        (d / "mcollective_py.cfg").write_text(f"agents = {AGENT_SPEC}\n")
-    py = PythonFleet(
-        root / "py",
-        VHOST,
-        ["pynode3", "pynode4"],
-        index_offset=2,
-        extra_cfg=f"plugin.mcollective_py.agents = {AGENT_SPEC}\n",
-        libdir=str(shims),
-    )
-    try:
+    py: PythonFleet | None = None
+    try:  # from here on, whatever fails, the Ruby nodes are stopped again
+        assert renv["RUBYOPT"] == ""
+        for i in (1, 2):  # tells `mco-py agent run -c <node's server.cfg>` where the agent is
+            d = ruby_dir / "nodes" / f"node{i}" / "plugin.d"
+            d.mkdir(exist_ok=True)
+            (d / "mcollective_py.cfg").write_text(f"agents = {AGENT_SPEC}\n")
+        py = PythonFleet(
+            root / "py",
+            VHOST,
+            ["pynode3", "pynode4"],
+            index_offset=2,
+            extra_cfg=f"plugin.mcollective_py.agents = {AGENT_SPEC}\n",
+            libdir=str(shims),
+        )
         py.up()
         yield renv, py
     finally:
-        py.down()
+        if py is not None:
+            py.down()
         subprocess.run([str(RUBY_FLEET), "down"], env=renv, capture_output=True, timeout=120)
 
 
