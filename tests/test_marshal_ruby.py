@@ -23,7 +23,6 @@ import json
 import math
 import shutil
 import struct
-import subprocess
 from base64 import b64decode
 from typing import Any
 
@@ -33,6 +32,7 @@ from hypothesis import strategies as st
 
 from mcollective_py import marshal
 from mcollective_py.rubytypes import AsciiString, EncodedString, HashWithDefault, Regexp, Symbol
+from tests.rubychild import RubyChild
 
 RUBY = shutil.which("ruby")
 
@@ -41,10 +41,8 @@ pytestmark = [
     pytest.mark.skipif(RUBY is None, reason="needs the ruby binary"),
 ]
 
-RUBY_SERVER = r"""
+RUBY_HANDLERS = r"""
 require "json"
-$stdin.binmode
-$stdout.binmode
 def hx(s) = s.unpack1("H*")
 def unhex(h) = [h].pack("H*")
 def desc(o)
@@ -78,49 +76,30 @@ def build(d)
   else raise "bad description #{d.inspect}"
   end
 end
-while (hdr = $stdin.read(5)) && hdr.bytesize == 5
-  len, op = hdr.unpack("NC")
-  payload = $stdin.read(len)
-  begin
-    out = case op
-      when 82 # R
-        obj = Marshal.load(payload)
-        JSON.generate({"dump" => [Marshal.dump(obj)].pack("m0"), "desc" => desc(obj)})
-      when 68 # D
-        Marshal.dump(build(JSON.parse(payload)))
-      when 76 # L: load and re-dump only (cyclic values have no description)
-        Marshal.dump(Marshal.load(payload))
-      else raise "bad op #{op}"
-      end
-    status = "+"
-  rescue Exception => e
-    out = "#{e.class}: #{e.message}"
-    status = "!"
+def handle(op, payload)
+  case op
+  when 82 # R
+    obj = Marshal.load(payload)
+    JSON.generate({"dump" => [Marshal.dump(obj)].pack("m0"), "desc" => desc(obj)})
+  when 68 # D
+    Marshal.dump(build(JSON.parse(payload)))
+  when 76 # L: load and re-dump only (cyclic values have no description)
+    Marshal.dump(Marshal.load(payload))
+  else raise "bad op #{op}"
   end
-  out = out.b
-  $stdout.write([out.bytesize].pack("N") + status.b + out)
-  $stdout.flush
 end
 """
 
 
-class RubyMarshal:
+class RubyMarshal(RubyChild):
     """The ruby child: ``roundtrip(bytes)`` and ``dump(description)``."""
 
     def __init__(self, ruby: str) -> None:
-        self.proc = subprocess.Popen(
-            [ruby, "-e", RUBY_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        super().__init__(ruby, RUBY_HANDLERS)
 
     def _call(self, op: bytes, payload: bytes) -> bytes:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + op + payload)
-        self.proc.stdin.flush()
-        header = self.proc.stdout.read(5)
-        assert len(header) == 5, "ruby child died"
-        (length,) = struct.unpack(">I", header[:4])
-        body = self.proc.stdout.read(length)
-        if header[4:5] != b"+":
+        ok, body = self.call(op, payload)
+        if not ok:
             raise AssertionError(f"ruby raised: {body.decode('utf-8', 'replace')}")
         return body
 
@@ -133,12 +112,6 @@ class RubyMarshal:
 
     def dump(self, description: Any) -> bytes:
         return self._call(b"D", json.dumps(description).encode())
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

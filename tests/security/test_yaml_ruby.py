@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import struct
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from mcollective_py import marshal
 from mcollective_py.errors import MarshalError, SerializationError
 from mcollective_py.rubytypes import AsciiString, Regexp, Symbol
 from mcollective_py.serializers import YAML
+from tests.rubychild import RubyChild
 
 RUBY = shutil.which("ruby")
 
@@ -35,45 +34,21 @@ pytestmark = [
     pytest.mark.skipif(RUBY is None, reason="needs the ruby binary"),
 ]
 
-RUBY_SERVER = r"""
+RUBY_HANDLERS = r"""
 require "yaml"
-$stdin.binmode
-$stdout.binmode
-while (hdr = $stdin.read(5)) && hdr.bytesize == 5
-  len, op = hdr.unpack("NC")
-  payload = $stdin.read(len)
-  begin
-    out = case op
-      when 68 then YAML.dump(Marshal.load(payload))
-      when 76 then Marshal.dump(YAML.safe_load(payload.force_encoding("UTF-8"), permitted_classes: [Symbol, Regexp]))
-      else raise "bad op #{op}"
-      end
-    status = "+"
-  rescue Exception => e
-    out = "#{e.class}: #{e.message}"
-    status = "!"
+def handle(op, payload)
+  case op
+  when 68 then YAML.dump(Marshal.load(payload))
+  when 76 then Marshal.dump(YAML.safe_load(payload.force_encoding("UTF-8"), permitted_classes: [Symbol, Regexp]))
+  else raise "bad op #{op}"
   end
-  out = out.b
-  $stdout.write([out.bytesize].pack("N") + status.b + out)
-  $stdout.flush
 end
 """
 
 
-class RubyYaml:
+class RubyYaml(RubyChild):
     def __init__(self, ruby: str) -> None:
-        self.proc = subprocess.Popen(
-            [ruby, "-e", RUBY_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
-
-    def call(self, op: bytes, payload: bytes) -> tuple[bool, bytes]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(struct.pack(">I", len(payload)) + op + payload)
-        self.proc.stdin.flush()
-        header = self.proc.stdout.read(5)
-        assert len(header) == 5, "ruby child died"
-        (length,) = struct.unpack(">I", header[:4])
-        return header[4:5] == b"+", self.proc.stdout.read(length)
+        super().__init__(ruby, RUBY_HANDLERS)
 
     def dump(self, value: Any) -> bytes:
         ok, out = self.call(b"D", marshal.dumps(value))
@@ -84,12 +59,6 @@ class RubyYaml:
         ok, out = self.call(b"L", text)
         assert ok, f"ruby safe_load raised: {out.decode('utf-8', 'replace')}"
         return out
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
