@@ -16,6 +16,15 @@ SHARED = Path(os.environ.get("MCO_SHARED") or REPO.parent / "shared")
 VECTORS = SHARED / "vectors"
 RUBY_FLEET = SHARED / "lab" / "ruby-fleet"
 MCO_PY = [sys.executable, "-m", "mcollective_py"]
+# Test namespace: lets independent pytest processes (parallel CI groups, several checkouts on
+# one machine) share one broker and /tmp without touching each other's vhosts and lab dirs.
+TEST_NS = os.environ.get("MCO_TEST_NS", "")
+TEST_ROOT = Path("/tmp/mco-py-tests" + (f"-{TEST_NS}" if TEST_NS else ""))
+
+
+def ns_vhost(name: str) -> str:
+    """The vhost ``/<name>`` of this test namespace."""
+    return f"/{name}" + (f"-{TEST_NS}" if TEST_NS else "")
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +42,10 @@ def _fleet_env(lab_dir: Path, vhost: str, extra: dict[str, str] | None = None) -
 
 
 def fleet_up(
-    lab_dir: Path, n: int = 3, vhost: str = "/mco-py-test", extra: dict[str, str] | None = None
+    lab_dir: Path, n: int = 3, vhost: str = "", extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     """Start (or reuse) a Ruby fleet; returns the environment for clients (``ruby-fleet env``)."""
-    env = _fleet_env(lab_dir, vhost, extra)
+    env = _fleet_env(lab_dir, vhost or ns_vhost("mco-py-test"), extra)
     r = subprocess.run(
         [str(RUBY_FLEET), "up", str(n)], env=env, capture_output=True, text=True, timeout=600
     )
@@ -56,7 +65,7 @@ def lab_dir(name: str) -> Path:
     """A fresh lab state dir the ``rabbitmq`` user can read: ruby-fleet hands a definitions
     file in it to ``rabbitmqctl import_definitions``, which the broker reads itself, and
     pytest's own tmp dirs are private (0700), so the import fails there."""
-    d = Path("/tmp/mco-py-tests") / name
+    d = TEST_ROOT / name
     # stop nodes a previous, interrupted run left behind, wherever in d their lab was
     # (by their pid files, before the pid files are deleted with the directory)
     for lab in (
@@ -246,7 +255,9 @@ class PythonFleet:
 @pytest.fixture(scope="session")
 def python_fleet() -> Iterator[PythonFleet]:
     """Three ``mco-py server`` nodes node1..node3 with ruby-fleet's facts, in their own vhost."""
-    fleet = PythonFleet(lab_dir("py-fleet"), "/mco-py-pyfleet", ["node1", "node2", "node3"])
+    fleet = PythonFleet(
+        lab_dir("py-fleet"), ns_vhost("mco-py-pyfleet"), ["node1", "node2", "node3"]
+    )
     try:
         fleet.up()
         yield fleet

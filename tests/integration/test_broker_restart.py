@@ -8,14 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import PythonFleet, lab_dir, run_mco, run_mco_py
+from tests.conftest import PythonFleet, lab_dir, ns_vhost, run_mco, run_mco_py
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker_restart]
 
 
 @pytest.fixture
 def node() -> Iterator[PythonFleet]:
-    fleet = PythonFleet(lab_dir("restart"), "/mco-py-restart", ["restartnode"])
+    fleet = PythonFleet(lab_dir("restart"), ns_vhost("mco-py-restart"), ["restartnode"])
     try:
         fleet.up()
         yield fleet

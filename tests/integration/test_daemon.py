@@ -16,7 +16,7 @@ import pytest
 from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCRequest
 from mcollective_py.security.psk import PskSecurity
-from tests.conftest import PSK, PythonFleet, run_mco_py
+from tests.conftest import PSK, PythonFleet, ns_vhost, run_mco_py
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +213,9 @@ def test_sighup_loads_new_agents_and_sigterm_exits_cleanly(tmp_path: Path) -> No
 
     from tests.conftest import REPO, lab_dir
 
-    fleet = PythonFleet(lab_dir("hup"), "/mco-py-hup", ["hupnode"], libdir=f"{REPO}/tests/agents")
+    fleet = PythonFleet(
+        lab_dir("hup"), ns_vhost("mco-py-hup"), ["hupnode"], libdir=f"{REPO}/tests/agents"
+    )
     try:
         fleet.up()
         r = run_mco_py(

@@ -10,11 +10,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import MCO_PY, REPO, RUBY_FLEET, PythonFleet, fleet_up, lab_dir, run_mco_py
+from tests.conftest import (
+    MCO_PY,
+    REPO,
+    RUBY_FLEET,
+    PythonFleet,
+    fleet_up,
+    lab_dir,
+    ns_vhost,
+    run_mco_py,
+)
 
 pytestmark = pytest.mark.integration
 AGENT_SPEC = "tests.agents.pyecho:PyEcho"
-VHOST = "/mco-py-mixed"
+VHOST = ns_vhost("mco-py-mixed")
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCRequest
 from mcollective_py.security.psk import PskSecurity
-from tests.conftest import PSK, REPO, VECTORS, PythonFleet, lab_dir, run_mco_py
+from tests.conftest import PSK, REPO, TEST_ROOT, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 
 pytestmark = pytest.mark.integration
 KEYS = VECTORS / "ssl-marshal" / "keys"  # the lab's published throwaway keys
@@ -46,7 +46,7 @@ def ssl_node() -> Iterator[tuple[PythonFleet, Path]]:
         f"plugin.ssl_server_public = {keys}/server-public.pem\n"
         f"plugin.ssl_client_cert_dir = {keys}/clients\n"
     )
-    fleet = PythonFleet(root, "/mco-py-sslnode", ["sslnode1"], extra_cfg=node_ssl)
+    fleet = PythonFleet(root, ns_vhost("mco-py-sslnode"), ["sslnode1"], extra_cfg=node_ssl)
     client = root / "ssl-client.cfg"
     client.write_text(
         fleet.client_cfg.read_text()
@@ -131,7 +131,7 @@ def guarded() -> Iterator[PythonFleet]:
         f"plugin.rpcaudit.jsonfile = {root}/guard1/audit.jsonl\n"
     )
     fleet = PythonFleet(
-        root, "/mco-py-guarded", ["guard1"], extra_cfg=extra, libdir=f"{REPO}/tests/agents"
+        root, ns_vhost("mco-py-guarded"), ["guard1"], extra_cfg=extra, libdir=f"{REPO}/tests/agents"
     )
     (root / "guard1" / "policies").mkdir()
     (root / "guard1" / "policies" / "pyecho.policy").write_text(POLICY)
@@ -236,11 +236,7 @@ def test_no_secret_in_any_log_we_wrote() -> None:
     for pem in KEYS.glob("*private*.pem"):
         body = [ln for ln in pem.read_text().splitlines() if ln and not ln.startswith("-----")]
         secrets += body[:3]
-    logs = [
-        p
-        for p in Path("/tmp/mco-py-tests").rglob("*")
-        if p.is_file() and p.suffix in (".log", ".jsonl")
-    ]
+    logs = [p for p in TEST_ROOT.rglob("*") if p.is_file() and p.suffix in (".log", ".jsonl")]
     logs = [p for p in logs if "mcollectived" not in p.name]  # Ruby's own logs are not ours
     assert len(logs) >= 5
     leaks = [(str(p), s[:12]) for p in logs for s in secrets if s in p.read_text(errors="replace")]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUBY_FLEET, fleet_up, lab_dir, run_mco_py
+from tests.conftest import RUBY_FLEET, fleet_up, lab_dir, ns_vhost, run_mco_py
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def ssl_fleet() -> Iterator[dict[str, str]]:
     """Three Ruby nodes in ssl mode (Marshal); the YAML test switches the same lab over."""
-    env = fleet_up(lab_dir("ssl-fleet"), 3, vhost="/mco-py-ssl", extra={"LAB_SECURITY": "ssl"})
+    env = fleet_up(
+        lab_dir("ssl-fleet"), 3, vhost=ns_vhost("mco-py-ssl"), extra={"LAB_SECURITY": "ssl"}
+    )
     yield env
     subprocess.run([str(RUBY_FLEET), "down"], env=env, capture_output=True, timeout=120)
 
@@ -97,7 +99,7 @@ def test_mco_py_with_ssl_yaml_against_ruby_nodes(ssl_fleet: dict[str, str]) -> N
     env = fleet_up(
         Path(ssl_fleet["LAB_DIR"]),
         3,
-        vhost="/mco-py-ssl",
+        vhost=ns_vhost("mco-py-ssl"),
         extra={"LAB_SECURITY": "ssl", "LAB_SSL_SERIALIZER": "yaml"},
     )
     assert env["LAB_SSL_SERIALIZER"] == "yaml"
