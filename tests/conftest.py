@@ -18,7 +18,10 @@ RUBY_FLEET = SHARED / "lab" / "ruby-fleet"
 MCO_PY = [sys.executable, "-m", "mcollective_py"]
 # Test namespace: lets independent pytest processes (parallel CI groups, several checkouts on
 # one machine) share one broker and /tmp without touching each other's vhosts and lab dirs.
-TEST_NS = os.environ.get("MCO_TEST_NS", "")
+# Each pytest-xdist worker (gw0, gw1, ...) gets a namespace of its own as well.
+TEST_NS = "-".join(
+    x for x in (os.environ.get("MCO_TEST_NS", ""), os.environ.get("PYTEST_XDIST_WORKER", "")) if x
+)
 TEST_ROOT = Path("/tmp/mco-py-tests" + (f"-{TEST_NS}" if TEST_NS else ""))
 
 
