@@ -490,7 +490,9 @@ ENCODE_ERRORS = [
 
 
 @pytest.mark.parametrize(
-    ("value", "message"), ENCODE_ERRORS, ids=[f"{i}-{type(v).__name__}" for i, (v, _) in enumerate(ENCODE_ERRORS)]
+    ("value", "message"),
+    ENCODE_ERRORS,
+    ids=[f"{i}-{type(v).__name__}" for i, (v, _) in enumerate(ENCODE_ERRORS)],
 )
 def test_encode_errors(value: Any, message: str) -> None:
     with pytest.raises(MarshalError, match=message):
