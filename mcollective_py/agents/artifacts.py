@@ -5,11 +5,11 @@
   holds bytes it asks for the rest (HTTP ``Range``) and appends, and starts over when the
   server does not resume.  It never verifies: the caller hashes the complete file
   (:func:`sha256_file`) before anything is unpacked.
-* :func:`check_members` (pure) refuses archive entries that would land outside the target
-  directory: absolute paths, drive letters, ``..``, links leading out of the tree, device
-  files.  :func:`unpack` applies it to ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz``
-  and ``.zip`` archives (detected by content), then extracts (tar with Python's ``data``
-  filter as a second line of defence).
+* :func:`check_members` (pure) is the textual rule on a list of entries: absolute paths,
+  drive letters, ``..``, links leading out of the tree, device files.
+* :func:`unpack` extracts ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz`` and ``.zip``
+  archives (detected by content) member by member with :mod:`.extraction`, which never
+  follows a link and caps members, bytes, ratio, name length and depth.
 
 Every failure is an :class:`ArtifactError` whose message says what to try; requests'
 exceptions do not leave this module.
@@ -17,11 +17,11 @@ exceptions do not leave this module.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import posixpath
 import re
-import stat
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from . import extraction
 
 CHUNK = 64 * 1024
 USER_AGENT = "mcollective-py deploy"
@@ -240,77 +242,19 @@ def check_members(entries: Iterable[Entry]) -> None:
                 )
 
 
-def _tar_entries(tar: tarfile.TarFile) -> list[Entry]:
-    out = []
-    for m in tar.getmembers():
-        if m.isdir():
-            kind = "dir"
-        elif m.isfile():
-            kind = "file"
-        elif m.issym():
-            kind = "symlink"
-        elif m.islnk():
-            kind = "hardlink"
-        else:
-            kind = "other"
-        out.append(Entry(m.name, kind, m.linkname))
-    return out
-
-
-def _zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
-    out = []
-    for info in archive.infolist():
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            kind = "symlink"  # extracted as a plain file by zipfile; still checked
-            link = archive.read(info).decode("utf-8", errors="replace")
-        else:
-            kind, link = ("dir" if info.is_dir() else "file"), ""
-        out.append(Entry(info.filename, kind, link))
-    return out
-
-
-def check_links_inside(dest: Path) -> None:
-    """After extraction: every symlink under ``dest`` must resolve inside ``dest``.
-
-    The member checks read link targets as text; links that point through other links of the
-    same archive (``b -> a/..`` with ``a -> .``) can only be judged on disk.  ValueError
-    names the first link that leads out."""
-    root = os.path.realpath(dest)
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                real = os.path.realpath(path)
-                if real != root and not real.startswith(root + os.sep):
-                    rel = os.path.relpath(path, dest)
-                    raise ValueError(
-                        f"archive entry {rel!r} is a symlink that resolves outside the release"
-                    )
-
-
-def unpack(archive: Path, dest: Path) -> int:
-    """Extract ``archive`` (tar family or zip) into the existing directory ``dest``.
-    Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one."""
+def unpack(archive: Path, dest: Path, limits: extraction.Limits | None = None) -> int:
+    """Extract ``archive`` (tar family or zip) into the existing directory ``dest`` member by
+    member (:func:`.extraction.extract`: no link is ever followed, caps in ``limits``).
+    Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one; the
+    caller removes ``dest``."""
     try:
-        if tarfile.is_tarfile(archive):
-            with tarfile.open(archive, "r:*") as tar:
-                entries = _tar_entries(tar)
-                check_members(entries)
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(dest, filter="data")
-                else:  # pragma: no cover - Python < 3.11.4
-                    tar.extractall(dest)  # noqa: S202 - members checked above
-                check_links_inside(dest)
-                return len(entries)
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                entries = _zip_entries(zf)
-                check_members(entries)
-                zf.extractall(dest)
-                return len(entries)
+        return extraction.extract(archive, dest, limits or extraction.Limits())
     except ValueError as exc:
         raise ArtifactError(f"refusing to unpack {archive.name}: {exc}") from None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"cannot unpack {archive.name}: {exc}") from None
-    raise ArtifactError(f"{archive.name} is neither a tar nor a zip archive")
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot unpack {archive.name}: {exc.strerror or exc}"
+            + ("; the disk is full" if exc.errno == errno.ENOSPC else "")
+        ) from None
