@@ -40,8 +40,10 @@ PyYAML, no Python tags.  Plain scalars are typed as Psych's ``ScalarScanner`` ty
 ``yes``/``no``/``on``/``off``...), quoted and block scalars stay strings.  Tags accepted:
 ``!ruby/regexp``, ``!binary``, ``!ruby/symbol``/``!ruby/sym``, ``!str``/``!ruby/string``/``!!str``;
 anything else is refused.  Like Ruby's safe_load with ``aliases: false``, an alias is refused;
-so are times and dates (not permitted classes in Ruby either), nesting deeper than 64, and
-keys that Python would merge (``:a`` and ``"a"``).
+so are times and dates (not permitted classes in Ruby either), nesting deeper than 64, more
+than :data:`MAX_NODES` nodes, and keys that Python would merge (``:a`` and ``"a"``).  Refusing
+aliases means no YAML value can be larger than its text (no "billion laughs"); the security
+providers cap the text itself (``max_yaml_bytes``) before parsing.
 
 Where we knowingly differ from Ruby:
 
@@ -870,6 +872,9 @@ _BINARY_TAGS = frozenset({"!binary", "tag:yaml.org,2002:binary"})
 _SYMBOL_TAG = re.compile(r"!ruby/sym(?:bol)?(?::.*)?")
 _REGEXP_TEXT = re.compile(r"/(.*)/([mixn]*)", re.S)
 _MAX_DEPTH = 64
+#: Most nodes (scalars, sequences, mappings) one YAML document may hold.  Aliases are refused,
+#: so this is also the expanded size: no YAML value is larger than its text.
+MAX_NODES = 50_000
 
 
 @functools.cache
@@ -890,6 +895,7 @@ def _loader_class() -> Any:
         def __init__(self, stream: bytes) -> None:
             super().__init__(stream)
             self._depth = 0
+            self._nodes = 0
 
         def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
             if kind is ScalarNode and implicit[0]:
@@ -906,6 +912,11 @@ def _loader_class() -> Any:
                     event.start_mark,
                 )
             self._depth += 1
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise ComposerError(
+                    None, None, f"more than {MAX_NODES} nodes", self.peek_event().start_mark
+                )
             try:
                 if self._depth > _MAX_DEPTH:
                     raise ComposerError(

@@ -39,7 +39,7 @@ Clock = Callable[[], float]
 #: Default caps on a whole wire message (``plugin.mcollective_py.max_message_bytes`` /
 #: ``max_yaml_bytes``).
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
-DEFAULT_MAX_YAML_BYTES = 256 * 1024
+DEFAULT_MAX_YAML_BYTES = 128 * 1024
 
 
 class SecurityProvider(ABC):
