@@ -1,6 +1,8 @@
 """Release artifacts: where they come from, downloading (resumable), verifying, unpacking.
 
 * :func:`artifact_url` fills a URL template (``{service}``, ``{version}``).
+* Redirects are followed only to the same host and port, never from https to http
+  (:func:`redirect_problem`), for artifacts and checksum files alike.
 * :func:`download` streams to a ``.part`` file with ``requests``; when the file already
   holds bytes it asks for the rest (HTTP ``Range``) and appends, and starts over when the
   server does not resume.  It never verifies: the caller hashes the complete file
@@ -23,6 +25,7 @@ import os
 import posixpath
 import re
 import tarfile
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import requests
 
+from ..masking import mask_url
 from . import extraction
 
 CHUNK = 64 * 1024
@@ -89,6 +93,53 @@ def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
+#: Redirects followed for one download or checksum file.
+MAX_REDIRECTS = 5
+
+
+def redirect_problem(current: str, target: str) -> str | None:
+    """None if a download may follow a redirect from ``current`` to ``target``, else why not:
+    only to the same host and port, and never from https to plain http (pure)."""
+    a, b = urllib.parse.urlsplit(current), urllib.parse.urlsplit(target)
+    if b.scheme not in ("http", "https"):
+        return f"{mask_url(current)} redirects to {mask_url(target)!r}, which is not http(s)"
+    if a.scheme == "https" and b.scheme == "http":
+        return f"{mask_url(current)} redirects from https to plain http ({mask_url(target)})"
+    default = {"http": 80, "https": 443}
+    try:
+        same = (a.hostname, a.port or default[a.scheme]) == (
+            b.hostname,
+            b.port or default[b.scheme],
+        )
+    except (KeyError, ValueError):
+        same = False
+    if not same:
+        return f"{mask_url(current)} redirects to another host ({mask_url(target)})"
+    if b.username is not None or "@" in b.netloc:
+        return f"{mask_url(current)} redirects to a URL with user-info"
+    return None
+
+
+def _get(url: str, *, headers: dict[str, str], timeout: float) -> requests.Response:
+    """GET ``url`` streaming, following at most :data:`MAX_REDIRECTS` redirects that pass
+    :func:`redirect_problem`; ArtifactError for one that does not.  The caller closes the
+    response."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        resp = requests.get(
+            current, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+        )
+        if not resp.is_redirect:
+            return resp
+        target = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
+        resp.close()
+        problem = redirect_problem(current, target)
+        if problem is not None:
+            raise ArtifactError(f"refusing to follow a redirect: {problem}")
+        current = target
+    raise ArtifactError(f"{mask_url(url)} redirects more than {MAX_REDIRECTS} times")
+
+
 def download(
     url: str,
     part: Path,
@@ -106,9 +157,7 @@ def download(
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        with requests.get(
-            url, headers=headers, stream=True, timeout=timeout, allow_redirects=True
-        ) as resp:
+        with _get(url, headers=headers, timeout=timeout) as resp:
             if have and resp.status_code == 416:
                 _, total = _content_range_start(resp.headers.get("Content-Range"))
                 if total == have:  # already complete
@@ -131,14 +180,22 @@ def download(
                 raise ArtifactError(f"GET {url} answered HTTP {resp.status_code} {resp.reason}")
             expected = resp.headers.get("Content-Length")
             written = 0
-            with open(part, mode) as out:
-                for chunk in resp.iter_content(CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(kept + written)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                with open(part, mode) as out:
+                    for chunk in resp.iter_content(CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+                        if on_chunk is not None:
+                            on_chunk(kept + written)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise ArtifactError(
+                    f"cannot write the download of {url} to {part.parent}: "
+                    f"{exc.strerror or exc} after {kept + written} bytes"
+                    f"{_DISK_HINTS.get(exc.errno or 0, '')}; the partial file was deleted"
+                ) from None
     except requests.RequestException as exc:
         raise ArtifactError(
             f"download of {url} failed: {_reason(exc)}; {part.stat().st_size if part.exists() else 0} bytes "
@@ -151,12 +208,17 @@ def download(
     return Download(url, part, kept + written, kept)
 
 
+_DISK_HINTS = {
+    errno.ENOSPC: " (the disk is full: free space or move plugin.deploy.root)",
+    errno.EFBIG: " (over the file size limit of the daemon: check its ulimit -f)",
+    errno.EDQUOT: " (over the disk quota of the daemon's user)",
+}
+
+
 def fetch_text(url: str, *, timeout: float, limit: int = 4096) -> str:
     """A small text document (a checksum file). Raises ArtifactError."""
     try:
-        with requests.get(
-            url, timeout=timeout, stream=True, headers={"User-Agent": USER_AGENT}
-        ) as resp:
+        with _get(url, headers={"User-Agent": USER_AGENT}, timeout=timeout) as resp:
             if resp.status_code != 200:
                 raise ArtifactError(f"GET {url} answered HTTP {resp.status_code}")
             return (resp.raw.read(limit, decode_content=True) or b"").decode(

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from ..ddl import AgentDDL
+from ..masking import mask_text, mask_url
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
 from . import artifacts, extraction, process, puppet_run
 from . import service_managers as sm
@@ -188,8 +189,12 @@ class Deploy(Agent):
                 self._fetch(layout, version, arg(self.ddl, req, "sha256"), reply)
         except (Busy, LayoutError) as exc:
             raise Aborted(str(exc)) from None
+        except Aborted as exc:  # messages quote URLs: never their credentials
+            raise Aborted(mask_text(str(exc))) from None
         finally:
             reply["duration"] = round(self.clock() - start, 3)
+            if isinstance(reply.data.get("url"), str):
+                reply["url"] = mask_url(reply.data["url"])
 
     def _fetch(
         self, layout: ReleaseLayout, version: str, given_sha: str | None, reply: Reply

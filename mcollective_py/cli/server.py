@@ -22,6 +22,7 @@ from typing import Any
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
+from ..masking import LogFilter
 from .common import Terminal, make_connector
 
 LEVELS = {
@@ -67,6 +68,7 @@ def setup_logging(cfg: Config, *, foreground: bool) -> None:
             "%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"
         )
     )
+    handler.addFilter(LogFilter())  # secrets never reach the log, tracebacks included
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
