@@ -41,7 +41,8 @@ SECRET_KEY = re.compile(rf"({_WORDS})", re.IGNORECASE)
 #: scheme://userinfo@ : userinfo is everything up to the last '@' before the host part
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s@]+)@")
 _PAIR = re.compile(
-    rf"(?P<key>\b[\w.-]*(?:{_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)(?P<q>['\"]?)(?P<value>[^\s,;&'\"]+)",
+    rf"(?P<key>\b[\w.-]*(?:{_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
+    r"""(?:(?P<q>['"])(?P<quoted>[^'"\n]*)(?P=q)|(?P<value>[^\s,;&'"]+))""",
     re.IGNORECASE,
 )
 
@@ -59,9 +60,12 @@ def mask_url(text: str) -> str:
 def mask_text(text: str) -> str:
     """``text`` with URL user-info and ``secret_key=value`` values masked."""
     text = mask_url(text)
-    return _PAIR.sub(
-        lambda m: f"{m['key']}{m['sep']}{m['q']}{MASK}" if m["value"] != MASK else m[0], text
-    )
+
+    def hide(m: re.Match[str]) -> str:
+        quote = m["q"] or ""
+        return f"{m['key']}{m['sep']}{quote}{MASK}{quote}"
+
+    return _PAIR.sub(hide, text)
 
 
 def mask_value(key: str, value: str) -> str:
