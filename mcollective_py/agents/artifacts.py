@@ -99,7 +99,8 @@ MAX_REDIRECTS = 5
 
 def redirect_problem(current: str, target: str) -> str | None:
     """None if a download may follow a redirect from ``current`` to ``target``, else why not:
-    only to the same host and port, and never from https to plain http (pure)."""
+    only to the same host and port (or from http to https on their default ports), and never
+    from https to plain http (pure)."""
     a, b = urllib.parse.urlsplit(current), urllib.parse.urlsplit(target)
     if b.scheme not in ("http", "https"):
         return f"{mask_url(current)} redirects to {mask_url(target)!r}, which is not http(s)"
@@ -107,10 +108,9 @@ def redirect_problem(current: str, target: str) -> str | None:
         return f"{mask_url(current)} redirects from https to plain http ({mask_url(target)})"
     default = {"http": 80, "https": 443}
     try:
-        same = (a.hostname, a.port or default[a.scheme]) == (
-            b.hostname,
-            b.port or default[b.scheme],
-        )
+        ports = (a.port or default[a.scheme], b.port or default[b.scheme])
+        upgrade = a.scheme == "http" and b.scheme == "https" and ports == (80, 443)
+        same = a.hostname == b.hostname and (ports[0] == ports[1] or upgrade)
     except (KeyError, ValueError):
         same = False
     if not same:
