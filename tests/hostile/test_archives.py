@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from mcollective_py.agents.deploy import Deploy
 from tests.agents_py.conftest import call, make_agent
 from tests.agents_py.lab import ArtifactServer
 from tests.agents_py.releases_fixture import app_tarball
+from tests.conftest import PythonFleet, lab_dir, ns_vhost, run_mco_py
 from tests.hostile.corpus import CORPUS
 
 HOST = "127.0.10.21"
@@ -157,3 +161,62 @@ def test_deploy_fetch_refuses_and_leaves_nothing(
         assert list((root / "shop" / "downloads").iterdir()) == []
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def deploy_node() -> Iterator[tuple[PythonFleet, ArtifactServer, Path]]:
+    server = ArtifactServer("127.0.10.22")
+    root = lab_dir("archnode")
+    releases = root / "releases"
+    extra = (
+        f"plugin.deploy.root = {releases}\nplugin.deploy.config_dir = {root / 'etc'}\n"
+        f"plugin.deploy.artifact_url = {server.base}/a/{{service}}-{{version}}.tar.gz\n"
+    )
+    fleet = PythonFleet(root, ns_vhost("mco-py-archnode"), ["arch1"], extra_cfg=extra)
+    try:
+        fleet.up()
+        yield fleet, server, releases
+    finally:
+        fleet.down()
+        server.stop()
+
+
+@pytest.mark.integration
+def test_a_daemon_refuses_the_cve_archive_and_keeps_current(
+    deploy_node: tuple[PythonFleet, ArtifactServer, Path], built: dict[str, bytes]
+) -> None:
+    fleet, server, releases = deploy_node
+    good = app_tarball("1.0.0")
+    server.files["/a/shop-1.0.0.tar.gz"] = good
+    for argv in (
+        ["fetch", "service=shop", "version=1.0.0", f"sha256={hashlib.sha256(good).hexdigest()}"],
+        ["activate", "service=shop", "version=1.0.0", "restart=false"],
+    ):
+        r = run_mco_py(fleet.env, "rpc", "deploy", *argv, "-I", "arch1", "--json")
+        assert json.loads(r.stdout)[0]["statuscode"] == 0, r.stdout + r.stderr
+    evil = built["hardlink_to_symlink_long_path"]
+    server.files["/a/shop-6.6.6.tar.gz"] = evil
+    sha = hashlib.sha256(evil).hexdigest()
+    r = run_mco_py(
+        fleet.env,
+        "rpc",
+        "deploy",
+        "fetch",
+        "service=shop",
+        "version=6.6.6",
+        f"sha256={sha}",
+        "-I",
+        "arch1",
+        "--json",
+    )
+    [reply] = json.loads(r.stdout)
+    assert reply["statuscode"] == 1
+    assert re.fullmatch(
+        r"refusing to unpack 6\.6\.6\.part: archive entry 'd{60}'\.\.\. has a name longer than "
+        r"1024 bytes \(plugin\.deploy\.unpack_max_name\); the download and the partial unpack "
+        r"were deleted; nothing was activated",
+        reply["statusmsg"],
+    ), reply["statusmsg"]
+    assert os.readlink(releases / "shop" / "current") == "releases/1.0.0"
+    assert sorted(p.name for p in (releases / "shop" / "releases").iterdir()) == ["1.0.0"]
+    assert not list(fleet.root.rglob("escaped*"))
