@@ -266,7 +266,7 @@ class _Writer:
             return
         if m.kind == "hardlink":
             target = "/".join(p for p in m.link.split("/") if p not in ("", "."))
-            if target not in self.files:
+            if m.link.startswith("/") or target not in self.files:
                 raise UnsafeArchive(
                     f"archive entry {m.name!r} is a hard link to {m.link!r}, which is not a "
                     "regular file extracted before it"

@@ -568,6 +568,7 @@ class Healthcheck(Agent):
                 f"(or plugin.healthcheck.{service}.version_url) in the node's server.cfg"
             )
         url = expand(url, {"service": service})
+        shown = mask_url(url)
         field_path = str(arg(self.ddl, req, "json_field"))
 
         def once(timeout: float) -> Outcome:
@@ -575,7 +576,7 @@ class Healthcheck(Agent):
             if resp is None:
                 return Outcome(False, problem)
             if resp.status_code != 200:
-                return Outcome(False, f"HTTP {resp.status_code} from {url}", {"version": None})
+                return Outcome(False, f"HTTP {resp.status_code} from {shown}", {"version": None})
             answered = body.strip()
             try:
                 document = json.loads(body)
@@ -585,14 +586,16 @@ class Healthcheck(Agent):
                 try:
                     answered = json_text(json_path(document, field_path))
                 except KeyError as exc:
-                    return Outcome(False, f"{url} answered JSON without the version: {exc.args[0]}")
+                    return Outcome(
+                        False, f"{shown} answered JSON without the version: {exc.args[0]}"
+                    )
             if answered != expected:
                 return Outcome(
                     False,
-                    f"{url} answered {answered[:80]!r}, expected {expected}",
+                    f"{shown} answered {answered[:80]!r}, expected {expected}",
                     {"version": answered[:80]},
                 )
-            return Outcome(True, f"{url} answered {answered}", {"version": answered})
+            return Outcome(True, f"{shown} answered {answered}", {"version": answered})
 
         self._attempts(req, reply, once)
 
