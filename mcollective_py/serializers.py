@@ -882,12 +882,9 @@ MAX_NODES = 50_000
 def _loader_class() -> Any:
     """Our PyYAML loader class, built on first use (PyYAML is imported only then)."""
     import yaml
-    from yaml.composer import ComposerError
-    from yaml.constructor import ConstructorError
+    from yaml.composer import Composer, ComposerError
+    from yaml.constructor import ConstructorError, SafeConstructor
     from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-    from yaml.composer import Composer
-    from yaml.constructor import SafeConstructor
     from yaml.resolver import Resolver
 
     # libyaml's scanner and parser (the ones Psych uses) when PyYAML was built with them: ~10x
