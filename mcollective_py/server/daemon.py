@@ -7,7 +7,8 @@ Recipe for one message (:meth:`Daemon.handle`):
    and they reach the log), for a collective we are not in, or for an agent we do not run;
 3. match the filter against our identity, facts, classes and agents;
 4. only then ask the replay check, so only requests that would run are remembered;
-5. dispatch: ``discovery`` answers ``pong``; RPC agents validate against their DDL and run;
+5. dispatch: ``discovery`` answers ``pong``; RPC agents validate against their DDL and run
+   (secrets in a reply's status message are masked, :mod:`..masking`);
 6. reply to the request's ``reply_to`` unless the client asked for no results.
 
 Every refusal is counted in :class:`Stats` and logged in one line; nothing a sender puts on
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..connectors.base import Connector, Delivery, Target
@@ -39,6 +40,7 @@ from ..errors import (
     TransportError,
 )
 from ..filter import check as filter_check
+from ..masking import mask_text
 from ..message import IDENTITY_RE, Reply, Request
 from ..rpc import RPCRequest
 from ..security.base import SecurityProvider
@@ -411,6 +413,10 @@ class Daemon:
                 self.stats.incr("denied")
                 log.warning("denied %s#%s to %s: %s", req.agent, rpc.action, who, reason)
                 result = agent.denied_reply(rpc.action)
+            # an agent's error text can quote a URL or a setting: the one masking rule
+            masked = mask_text(result.statusmsg)
+            if masked != result.statusmsg:
+                result = replace(result, statusmsg=masked)
             if self.audit is not None:
                 self.audit(
                     req=req,

@@ -144,3 +144,40 @@ def test_deploy_error_replies_and_the_log_hold_no_secret(node: PythonFleet) -> N
     assert "s3cr3t-pw" not in r.stdout
     log = node.log("sec1").read_text()
     assert not [s for s in SECRETS if s in log]
+
+
+def test_an_agent_error_quoting_a_secret_is_masked_in_the_reply() -> None:
+    """Any agent's status message goes through the rule on its way out of the daemon."""
+    from mcollective_py.connectors.base import Delivery
+    from mcollective_py.connectors.memory import MemoryBroker, MemoryConnector
+    from mcollective_py.ddl import load_agent_ddl
+    from mcollective_py.rubytypes import Symbol
+    from mcollective_py.security.psk import PskSecurity
+    from mcollective_py.server.agent import ActionRequest, AgentContext, Reply, action
+    from mcollective_py.server.daemon import Daemon, NodeView
+    from tests.agents.pyecho import PyEcho
+    from tests.hostile.wire import rpc_request
+
+    class Leaky(PyEcho):
+        @action
+        def echo(self, req: ActionRequest, reply: Reply) -> None:
+            raise RuntimeError(
+                f"GET http://deploy:{req.data['msg']}@repo/x failed, token={req.data['msg']}"
+            )
+
+    sec = PskSecurity("secret", callerid="uid=7")
+    agent = Leaky(
+        load_agent_ddl("pyecho", [str(REPO / "tests" / "agents")]), AgentContext(identity="n1")
+    )
+    daemon = Daemon(
+        connector=MemoryConnector(MemoryBroker(), identity="n1"),
+        security=sec,
+        node=NodeView("n1", ["mcollective"], dict, list),
+        agents={"pyecho": agent},
+    )
+    request = rpc_request("pyecho", "echo", {"msg": "s3cr3t-pw"}, caller="uid=7")
+    request = type(request)(**{**request.__dict__, "filter": {}})
+    out = daemon.handle(Delivery(sec.encode_request(request), reply_to="q"))
+    assert out is not None
+    body = sec.decode_reply(out[1]).body
+    assert body[Symbol("statusmsg")] == "GET http://********@repo/x failed, token=********"
