@@ -208,3 +208,19 @@ def test_the_real_ssl_caller_still_works_from_mco_py_and_ruby_mco(
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)[0]["data"]["caller"] == "cert=lab-client"
+
+
+def test_the_strict_key_holds_only_authenticated_parts() -> None:
+    from mcollective_py.security.ssl import SslSecurity
+    from mcollective_py.server.replay import content_key
+
+    req = rpc_request("pyecho", "echo", {"msg": "x"})
+    moved = type(req)(**{**req.__dict__, "msgtime": req.msgtime + 5, "ttl": 600})
+    psk = PskSecurity(PSK, callerid="uid=0")
+    assert psk.authenticated(req) == (req.callerid, req.body)
+    assert content_key(req, psk.authenticated(req)) == content_key(moved, psk.authenticated(moved))
+    ssl = SslSecurity.node(
+        KEYS / "server-private.pem", KEYS / "server-public.pem", KEYS / "clients"
+    )
+    assert ssl.authenticated(req) == (req.callerid, req.msgtime, req.ttl, req.body)
+    assert content_key(req, ssl.authenticated(req)) != content_key(moved, ssl.authenticated(moved))
