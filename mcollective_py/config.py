@@ -34,6 +34,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .errors import ConfigError
+from .masking import mask_value
 
 # Every top-level key MCollective 2.12 accepts (config.rb); plugin.* is open-ended.
 KNOWN_KEYS = frozenset(
@@ -86,8 +87,6 @@ ENV_KEYS: Mapping[str, str] = MappingProxyType(
         "MCOLLECTIVE_SSL_PUBLIC": "plugin.ssl_client_public",
     }
 )
-#: Values never shown in clear by ``config show`` or logs.
-SECRET_KEYS = re.compile(r"(^plugin\.psk$|password|passcode|secret|_private$|\.key$)")
 
 
 @dataclass(frozen=True)
@@ -252,9 +251,9 @@ class Config:
 
     # ---------------------------------------------------------------- presentation
     def redacted(self, key: str) -> str:
-        """The value of ``key`` as safe to show: secrets become ``********``."""
-        v = self.get(key) or ""
-        return "********" if SECRET_KEYS.search(key) and v else v
+        """The value of ``key`` as safe to show (:func:`.masking.mask_value`): secret keys
+        become ``********``, URL user-info in any value is masked."""
+        return mask_value(key, self.get(key) or "")
 
 
 def _check_key(key: str, where: str) -> None:

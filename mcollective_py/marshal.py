@@ -91,7 +91,15 @@ Decoder limits
 
 ``max_depth`` (default 64) bounds nesting, ``max_length`` (16 MiB) the declared byte length of
 any one String/Symbol/Regexp source/Bignum, and ``max_items`` (1,000,000) the total number of
-declared Array elements, Hash keys and values, and instance variables.  Declared lengths and
+declared Array elements, Hash keys and values, and instance variables.
+
+Links are counted as what they expand to: a link to an Array or Hash costs one item plus
+every item inside it (and inside whatever it links to in turn), a link to a String one item
+per started 64 bytes.  ``max_expansion`` (100,000) bounds what links add in total, and the
+expanded total must stay within ``max_items``.  So a value decoded from ``n`` bytes is never
+larger, walked in full (audit rendering, JSON, validation), than about ``n + max_expansion``
+items: the 528-byte ``x = [x, x]`` twenty levels deep, which is three million items walked,
+is refused after a few hundred bytes.  Declared lengths and
 counts may not exceed what the remaining input could hold, the version must be 4.8, and
 trailing bytes are an error.  A link to an object that is still being read (a reference
 cycle) is refused unless ``allow_cycles=True``: MCollective never sends one, and cyclic values
@@ -113,11 +121,19 @@ from typing import Any
 from .errors import MarshalError
 from .rubytypes import AsciiString, EncodedString, HashWithDefault, Regexp, Symbol
 
-__all__ = ["loads", "dumps", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_LENGTH", "DEFAULT_MAX_ITEMS"]
+__all__ = [
+    "loads",
+    "dumps",
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_LENGTH",
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_MAX_EXPANSION",
+]
 
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_LENGTH = 16 * 1024 * 1024
 DEFAULT_MAX_ITEMS = 1_000_000
+DEFAULT_MAX_EXPANSION = 100_000
 
 # Fixnum range of Marshal (Ruby writes anything outside it as a Bignum, even on 64 bits).
 _FIXNUM_MIN = -(2**30)
@@ -217,6 +233,7 @@ def loads(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_length: int = DEFAULT_MAX_LENGTH,
     max_items: int = DEFAULT_MAX_ITEMS,
+    max_expansion: int = DEFAULT_MAX_EXPANSION,
     allow_cycles: bool = False,
 ) -> Any:
     """Decode one Ruby Marshal 4.8 value that fills ``data`` exactly.
@@ -239,7 +256,9 @@ def loads(
             "is understood"
         )
     try:
-        return _decode(_Input(data, max_depth, max_length, max_items), allow_cycles)
+        inp = _Input(data, max_depth, max_length, max_items)
+        inp.max_expansion = max_expansion
+        return _decode(inp, allow_cycles)
     except IndexError:
         raise MarshalError(
             f"Marshal data truncated: the input ends inside a value ({len(data)} bytes)"
@@ -267,6 +286,9 @@ class _Input:
         "max_depth",
         "max_length",
         "max_items",
+        "max_expansion",
+        "sizes",
+        "linked",
     )
 
     def __init__(self, data: bytes, max_depth: int, max_length: int, max_items: int) -> None:
@@ -279,6 +301,9 @@ class _Input:
         self.max_depth = max_depth
         self.max_length = max_length
         self.max_items = max_items
+        self.max_expansion = DEFAULT_MAX_EXPANSION
+        self.sizes: dict[int, int] = {}  # object index of a closed Array/Hash -> its items
+        self.linked = 0  # items added by links so far (their expanded size)
 
 
 _HINT = "pass a larger %s to accept it"
@@ -477,6 +502,17 @@ def _rlink(inp: _Input, p: int) -> tuple[Any, int]:
             "cycle; pass allow_cycles=True to accept it)",
             p,
         )
+    size = inp.sizes.get(i)
+    if size is None:
+        size = 1 + len(o) // 64 if isinstance(o, (str, bytes)) else 1
+    inp.linked += size
+    if inp.linked > inp.max_expansion:
+        raise _fail(
+            f"object links expand the value by more than max_expansion={inp.max_expansion} "
+            "items (shared references, e.g. x = [x, x] nested)",
+            p,
+            _HINT % "max_expansion",
+        )
     return o, q
 
 
@@ -592,9 +628,10 @@ def _decode(inp: _Input, allow_cycles: bool) -> Any:  # noqa: C901 - the hot pat
     # value of a Hash, 0 none: the root), left (values still to place), key (the Hash key
     # just read), cidx (its object index), cn (declared size), cat (its offset, for
     # messages).  The outer ones wait on the stack.
-    stack: list[tuple[Any, int, int, Any, int, int, int]] = []
+    stack: list[tuple[Any, int, int, Any, int, int, int, int]] = []
     cur: Any = None
     mode = left = cn = cidx = cat = depth = 0
+    spent = 0  # items spent (declared + linked) when the innermost open container began
     key: Any = None
     budget = max_items
     pos = 2
@@ -698,6 +735,12 @@ def _decode(inp: _Input, allow_cycles: bool) -> Any:  # noqa: C901 - the hot pat
                 npos = pos + 2
             else:
                 n, npos, budget = _rcount(inp, pos + 1, _CONTAINER[t], per, budget)
+            if inp.linked and budget < inp.linked:
+                raise _fail(
+                    f"the value expanded through its object links exceeds max_items={max_items}",
+                    pos,
+                    _HINT % "max_items",
+                )
             if depth >= max_depth:
                 raise _fail(f"nesting deeper than max_depth={max_depth}", pos, _HINT % "max_depth")
             new: Any
@@ -714,7 +757,8 @@ def _decode(inp: _Input, allow_cycles: bool) -> Any:  # noqa: C901 - the hot pat
                     nmode = 4  # no pairs: straight to the default value
                     n = 1
             if n:
-                stack.append((cur, mode, left, key, cidx, cn, cat))
+                stack.append((cur, mode, left, key, cidx, cn, cat, spent))
+                spent = max_items - budget - n * per + inp.linked
                 depth += 1
                 cidx = len(objs)
                 objs_append(new if allow_cycles else _PENDING)
@@ -789,8 +833,9 @@ def _decode(inp: _Input, allow_cycles: bool) -> Any:  # noqa: C901 - the hot pat
                     left = 1
                     break
             objs[cidx] = cur
+            inp.sizes[cidx] = max_items - budget + inp.linked - spent
             v = cur
-            cur, mode, left, key, cidx, cn, cat = stack.pop()
+            cur, mode, left, key, cidx, cn, cat, spent = stack.pop()
             depth -= 1
 
 

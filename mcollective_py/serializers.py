@@ -34,14 +34,17 @@ list, tuple, dict        block sequences and mappings; empty ones as ``[]``/``{}
 Regexp                   ``!ruby/regexp /source/flags``
 =======================  =====================================================================
 
-Reading uses PyYAML's parser with a loader of our own: no implicit type resolution by
-PyYAML, no Python tags.  Plain scalars are typed as Psych's ``ScalarScanner`` types them
+Reading uses libyaml's scanner and parser (the ones Psych uses, through PyYAML's binding;
+PyYAML's pure-Python ones if it was built without libyaml, about 10x slower) with a composer
+and constructor of our own: no implicit type resolution by PyYAML, no Python tags.  Plain scalars are typed as Psych's ``ScalarScanner`` types them
 (``:sym`` -> Symbol, ints incl. ``0x``/``0b``/octal/``1:30`` sexagesimal, floats, ``~``/``null``,
 ``yes``/``no``/``on``/``off``...), quoted and block scalars stay strings.  Tags accepted:
 ``!ruby/regexp``, ``!binary``, ``!ruby/symbol``/``!ruby/sym``, ``!str``/``!ruby/string``/``!!str``;
 anything else is refused.  Like Ruby's safe_load with ``aliases: false``, an alias is refused;
-so are times and dates (not permitted classes in Ruby either), nesting deeper than 64, and
-keys that Python would merge (``:a`` and ``"a"``).
+so are times and dates (not permitted classes in Ruby either), nesting deeper than 64, more
+than :data:`MAX_NODES` nodes, and keys that Python would merge (``:a`` and ``"a"``).  Refusing
+aliases means no YAML value can be larger than its text (no "billion laughs"); the security
+providers cap the text itself (``max_yaml_bytes``) before parsing.
 
 Where we knowingly differ from Ruby:
 
@@ -870,26 +873,53 @@ _BINARY_TAGS = frozenset({"!binary", "tag:yaml.org,2002:binary"})
 _SYMBOL_TAG = re.compile(r"!ruby/sym(?:bol)?(?::.*)?")
 _REGEXP_TEXT = re.compile(r"/(.*)/([mixn]*)", re.S)
 _MAX_DEPTH = 64
+#: Most nodes (scalars, sequences, mappings) one YAML document may hold.  Aliases are refused,
+#: so this is also the expanded size: no YAML value is larger than its text.
+MAX_NODES = 50_000
 
 
 @functools.cache
 def _loader_class() -> Any:
     """Our PyYAML loader class, built on first use (PyYAML is imported only then)."""
     import yaml
-    from yaml.composer import ComposerError
-    from yaml.constructor import ConstructorError
+    from yaml.composer import Composer, ComposerError
+    from yaml.constructor import ConstructorError, SafeConstructor
     from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+    from yaml.resolver import Resolver
 
-    class Loader(yaml.SafeLoader):
-        """A SafeLoader that knows only Psych's safe types (see the module docstring)."""
+    # libyaml's scanner and parser (the ones Psych uses) when PyYAML was built with them: ~10x
+    # faster than the pure-Python ones; our own composer on top either way (aliases, depth
+    # and node caps are checked there).
+    parser: Any
+    try:
+        from yaml._yaml import CParser as parser
+    except ImportError:  # pragma: no cover - PyYAML without libyaml
+        from yaml.parser import Parser
+        from yaml.reader import Reader
+        from yaml.scanner import Scanner
+
+        class PyParser(Reader, Scanner, Parser):
+            def __init__(self, stream: bytes) -> None:
+                Reader.__init__(self, stream)
+                Scanner.__init__(self)
+                Parser.__init__(self)
+
+        parser = PyParser
+
+    class Loader(Composer, parser, SafeConstructor, Resolver):
+        """A safe loader that knows only Psych's safe types (see the module docstring)."""
 
         yaml_implicit_resolvers = {}  # PyYAML registries, emptied on purpose
         yaml_constructors = {}
         yaml_multi_constructors = {}
 
         def __init__(self, stream: bytes) -> None:
-            super().__init__(stream)
+            parser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
             self._depth = 0
+            self._nodes = 0
 
         def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
             if kind is ScalarNode and implicit[0]:
@@ -906,6 +936,11 @@ def _loader_class() -> Any:
                     event.start_mark,
                 )
             self._depth += 1
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                raise ComposerError(
+                    None, None, f"more than {MAX_NODES} nodes", self.peek_event().start_mark
+                )
             try:
                 if self._depth > _MAX_DEPTH:
                     raise ComposerError(

@@ -1,15 +1,17 @@
 """Release artifacts: where they come from, downloading (resumable), verifying, unpacking.
 
 * :func:`artifact_url` fills a URL template (``{service}``, ``{version}``).
+* Redirects are followed only to the same host and port, never from https to http
+  (:func:`redirect_problem`), for artifacts and checksum files alike.
 * :func:`download` streams to a ``.part`` file with ``requests``; when the file already
   holds bytes it asks for the rest (HTTP ``Range``) and appends, and starts over when the
   server does not resume.  It never verifies: the caller hashes the complete file
   (:func:`sha256_file`) before anything is unpacked.
-* :func:`check_members` (pure) refuses archive entries that would land outside the target
-  directory: absolute paths, drive letters, ``..``, links leading out of the tree, device
-  files.  :func:`unpack` applies it to ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz``
-  and ``.zip`` archives (detected by content), then extracts (tar with Python's ``data``
-  filter as a second line of defence).
+* :func:`check_members` (pure) is the textual rule on a list of entries: absolute paths,
+  drive letters, ``..``, links leading out of the tree, device files.
+* :func:`unpack` extracts ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz`` and ``.zip``
+  archives (detected by content) member by member with :mod:`.extraction`, which never
+  follows a link and caps members, bytes, ratio, name length and depth.
 
 Every failure is an :class:`ArtifactError` whose message says what to try; requests'
 exceptions do not leave this module.
@@ -17,18 +19,22 @@ exceptions do not leave this module.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import posixpath
 import re
-import stat
 import tarfile
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from ..masking import mask_url
+from . import extraction
 
 CHUNK = 64 * 1024
 USER_AGENT = "mcollective-py deploy"
@@ -87,6 +93,53 @@ def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
+#: Redirects followed for one download or checksum file.
+MAX_REDIRECTS = 5
+
+
+def redirect_problem(current: str, target: str) -> str | None:
+    """None if a download may follow a redirect from ``current`` to ``target``, else why not:
+    only to the same host and port (or from http to https on their default ports), and never
+    from https to plain http (pure)."""
+    a, b = urllib.parse.urlsplit(current), urllib.parse.urlsplit(target)
+    if b.scheme not in ("http", "https"):
+        return f"{mask_url(current)} redirects to {mask_url(target)!r}, which is not http(s)"
+    if a.scheme == "https" and b.scheme == "http":
+        return f"{mask_url(current)} redirects from https to plain http ({mask_url(target)})"
+    default = {"http": 80, "https": 443}
+    try:
+        ports = (a.port or default[a.scheme], b.port or default[b.scheme])
+        upgrade = a.scheme == "http" and b.scheme == "https" and ports == (80, 443)
+        same = a.hostname == b.hostname and (ports[0] == ports[1] or upgrade)
+    except (KeyError, ValueError):
+        same = False
+    if not same:
+        return f"{mask_url(current)} redirects to another host ({mask_url(target)})"
+    if b.username is not None or "@" in b.netloc:
+        return f"{mask_url(current)} redirects to a URL with user-info"
+    return None
+
+
+def _get(url: str, *, headers: dict[str, str], timeout: float) -> requests.Response:
+    """GET ``url`` streaming, following at most :data:`MAX_REDIRECTS` redirects that pass
+    :func:`redirect_problem`; ArtifactError for one that does not.  The caller closes the
+    response."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        resp = requests.get(
+            current, headers=headers, stream=True, timeout=timeout, allow_redirects=False
+        )
+        if not resp.is_redirect:
+            return resp
+        target = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
+        resp.close()
+        problem = redirect_problem(current, target)
+        if problem is not None:
+            raise ArtifactError(f"refusing to follow a redirect: {problem}")
+        current = target
+    raise ArtifactError(f"{mask_url(url)} redirects more than {MAX_REDIRECTS} times")
+
+
 def download(
     url: str,
     part: Path,
@@ -104,9 +157,7 @@ def download(
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        with requests.get(
-            url, headers=headers, stream=True, timeout=timeout, allow_redirects=True
-        ) as resp:
+        with _get(url, headers=headers, timeout=timeout) as resp:
             if have and resp.status_code == 416:
                 _, total = _content_range_start(resp.headers.get("Content-Range"))
                 if total == have:  # already complete
@@ -129,14 +180,22 @@ def download(
                 raise ArtifactError(f"GET {url} answered HTTP {resp.status_code} {resp.reason}")
             expected = resp.headers.get("Content-Length")
             written = 0
-            with open(part, mode) as out:
-                for chunk in resp.iter_content(CHUNK):
-                    out.write(chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(kept + written)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                with open(part, mode) as out:
+                    for chunk in resp.iter_content(CHUNK):
+                        out.write(chunk)
+                        written += len(chunk)
+                        if on_chunk is not None:
+                            on_chunk(kept + written)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise ArtifactError(
+                    f"cannot write the download of {url} to {part.parent}: "
+                    f"{exc.strerror or exc} after {kept + written} bytes"
+                    f"{_DISK_HINTS.get(exc.errno or 0, '')}; the partial file was deleted"
+                ) from None
     except requests.RequestException as exc:
         raise ArtifactError(
             f"download of {url} failed: {_reason(exc)}; {part.stat().st_size if part.exists() else 0} bytes "
@@ -149,12 +208,17 @@ def download(
     return Download(url, part, kept + written, kept)
 
 
+_DISK_HINTS = {
+    errno.ENOSPC: " (the disk is full: free space or move plugin.deploy.root)",
+    errno.EFBIG: " (over the file size limit of the daemon: check its ulimit -f)",
+    errno.EDQUOT: " (over the disk quota of the daemon's user)",
+}
+
+
 def fetch_text(url: str, *, timeout: float, limit: int = 4096) -> str:
     """A small text document (a checksum file). Raises ArtifactError."""
     try:
-        with requests.get(
-            url, timeout=timeout, stream=True, headers={"User-Agent": USER_AGENT}
-        ) as resp:
+        with _get(url, headers={"User-Agent": USER_AGENT}, timeout=timeout) as resp:
             if resp.status_code != 200:
                 raise ArtifactError(f"GET {url} answered HTTP {resp.status_code}")
             return (resp.raw.read(limit, decode_content=True) or b"").decode(
@@ -240,77 +304,19 @@ def check_members(entries: Iterable[Entry]) -> None:
                 )
 
 
-def _tar_entries(tar: tarfile.TarFile) -> list[Entry]:
-    out = []
-    for m in tar.getmembers():
-        if m.isdir():
-            kind = "dir"
-        elif m.isfile():
-            kind = "file"
-        elif m.issym():
-            kind = "symlink"
-        elif m.islnk():
-            kind = "hardlink"
-        else:
-            kind = "other"
-        out.append(Entry(m.name, kind, m.linkname))
-    return out
-
-
-def _zip_entries(archive: zipfile.ZipFile) -> list[Entry]:
-    out = []
-    for info in archive.infolist():
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            kind = "symlink"  # extracted as a plain file by zipfile; still checked
-            link = archive.read(info).decode("utf-8", errors="replace")
-        else:
-            kind, link = ("dir" if info.is_dir() else "file"), ""
-        out.append(Entry(info.filename, kind, link))
-    return out
-
-
-def check_links_inside(dest: Path) -> None:
-    """After extraction: every symlink under ``dest`` must resolve inside ``dest``.
-
-    The member checks read link targets as text; links that point through other links of the
-    same archive (``b -> a/..`` with ``a -> .``) can only be judged on disk.  ValueError
-    names the first link that leads out."""
-    root = os.path.realpath(dest)
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for name in [*dirnames, *filenames]:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                real = os.path.realpath(path)
-                if real != root and not real.startswith(root + os.sep):
-                    rel = os.path.relpath(path, dest)
-                    raise ValueError(
-                        f"archive entry {rel!r} is a symlink that resolves outside the release"
-                    )
-
-
-def unpack(archive: Path, dest: Path) -> int:
-    """Extract ``archive`` (tar family or zip) into the existing directory ``dest``.
-    Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one."""
+def unpack(archive: Path, dest: Path, limits: extraction.Limits | None = None) -> int:
+    """Extract ``archive`` (tar family or zip) into the existing directory ``dest`` member by
+    member (:func:`.extraction.extract`: no link is ever followed, caps in ``limits``).
+    Returns the number of entries. Raises ArtifactError for an unsafe or unreadable one; the
+    caller removes ``dest``."""
     try:
-        if tarfile.is_tarfile(archive):
-            with tarfile.open(archive, "r:*") as tar:
-                entries = _tar_entries(tar)
-                check_members(entries)
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(dest, filter="data")
-                else:  # pragma: no cover - Python < 3.11.4
-                    tar.extractall(dest)  # noqa: S202 - members checked above
-                check_links_inside(dest)
-                return len(entries)
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                entries = _zip_entries(zf)
-                check_members(entries)
-                zf.extractall(dest)
-                return len(entries)
+        return extraction.extract(archive, dest, limits or extraction.Limits())
     except ValueError as exc:
         raise ArtifactError(f"refusing to unpack {archive.name}: {exc}") from None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise ArtifactError(f"cannot unpack {archive.name}: {exc}") from None
-    raise ArtifactError(f"{archive.name} is neither a tar nor a zip archive")
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot unpack {archive.name}: {exc.strerror or exc}"
+            + ("; the disk is full" if exc.errno == errno.ENOSPC else "")
+        ) from None

@@ -36,8 +36,9 @@ from typing import Any
 import yaml
 
 from ..ddl import AgentDDL
+from ..masking import mask_text, mask_url
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
-from . import artifacts, process, puppet_run
+from . import artifacts, extraction, process, puppet_run
 from . import service_managers as sm
 from .inputs import arg
 from .releases import Busy, LayoutError, ReleaseLayout, plan_cleanup
@@ -60,6 +61,11 @@ DEFAULTS = {
     "puppet_manifest": "/etc/puppet/code/environments/production/manifests/site.pp",
     "puppet_args": "",
     "puppet_timeout": "540",
+    "unpack_max_members": str(extraction.Limits.max_members),
+    "unpack_max_bytes": str(extraction.Limits.max_bytes),
+    "unpack_max_ratio": str(extraction.Limits.max_ratio),
+    "unpack_max_name": str(extraction.Limits.max_name),
+    "unpack_max_depth": str(extraction.Limits.max_depth),
 }
 
 
@@ -91,6 +97,21 @@ class Deploy(Agent):
         if value <= 0:
             raise Aborted(f"plugin.deploy.{key} = {raw!r} is not a positive number of seconds")
         return value
+
+    def limits(self, service: str) -> extraction.Limits:
+        """The unpacking caps (``plugin.deploy.unpack_*``); Aborted for a bad value."""
+        values = {}
+        for key in ("max_members", "max_bytes", "max_ratio", "max_name", "max_depth"):
+            raw = self.setting(f"unpack_{key}", service)
+            try:
+                values[key] = int(raw)
+            except ValueError:
+                values[key] = 0
+            if values[key] <= 0:
+                raise Aborted(
+                    f"plugin.deploy.unpack_{key} = {raw!r} is not a positive whole number"
+                )
+        return extraction.Limits(**values)
 
     def layout(self, service: str) -> ReleaseLayout:
         try:
@@ -168,8 +189,12 @@ class Deploy(Agent):
                 self._fetch(layout, version, arg(self.ddl, req, "sha256"), reply)
         except (Busy, LayoutError) as exc:
             raise Aborted(str(exc)) from None
+        except Aborted as exc:  # messages quote URLs: never their credentials
+            raise Aborted(mask_text(str(exc))) from None
         finally:
             reply["duration"] = round(self.clock() - start, 3)
+            if isinstance(reply.data.get("url"), str):
+                reply["url"] = mask_url(reply.data["url"])
 
     def _fetch(
         self, layout: ReleaseLayout, version: str, given_sha: str | None, reply: Reply
@@ -214,7 +239,7 @@ class Deploy(Agent):
         staging = layout.staging_dir(version)
         staging.mkdir()
         try:
-            artifacts.unpack(part, staging)
+            artifacts.unpack(part, staging, self.limits(service))
             layout.write_marker(
                 staging,
                 {
@@ -229,7 +254,10 @@ class Deploy(Agent):
             os.rename(staging, layout.release_dir(version))
         except artifacts.ArtifactError as exc:
             layout.remove_staging(version)
-            raise Aborted(f"{exc}; nothing was activated") from None
+            part.unlink(missing_ok=True)
+            raise Aborted(
+                f"{exc}; the download and the partial unpack were deleted; nothing was activated"
+            ) from None
         except BaseException:
             layout.remove_staging(version)
             raise

@@ -25,17 +25,25 @@ Settings (``plugin.healthcheck.*``; ``<service>.<key>`` overrides ``<key>`` for 
 ``/usr/lib/nagios/plugins:/usr/lib/monitoring-plugins``), ``root`` (release root, default
 ``plugin.deploy.root``, else ``/opt/releases``), ``smoke_command`` (default
 ``bin/smoke-test {junit}``), ``version_url`` (e.g. ``http://127.0.0.1:8081/version``;
-``{service}`` is replaced).
+``{service}`` is replaced), ``http_allow`` (comma-separated URL prefixes the ``http`` and
+``service`` actions may GET when the URL comes from a request; default: loopback addresses
+and the node's own addresses, any port; see :func:`url_allowed`).
+
+Limits: a request's ``timeout`` may not exceed the action's own timeout minus 2 s (so no
+check outlives its action and piles up threads), and reading a body stops at ``MAX_BODY``
+bytes or when the attempt's time is up.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
 import socket
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +52,7 @@ from typing import Any
 import requests
 
 from ..ddl import AgentDDL
+from ..masking import mask_text, mask_url
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
 from . import process
 from .inputs import arg
@@ -121,6 +130,80 @@ def resolve_program(program: str, allowed: list[str]) -> Path:
     )
 
 
+def _prefix_match(url: str, prefix: str) -> bool:
+    """``url`` starts with ``prefix`` at a boundary (``http://a:80`` does not cover
+    ``http://a:8000`` nor ``http://a:80@evil``)."""
+    if not url.startswith(prefix):
+        return False
+    rest = url[len(prefix) :]
+    return prefix.endswith("/") or not rest or rest[0] in "/?#"
+
+
+def url_allowed(
+    url: str,
+    allow: list[str],
+    own: frozenset[str],
+    resolve: Callable[[str], list[str]],
+) -> str | None:
+    """None if a caller may make the node GET ``url``, else why not.
+
+    ``allow``: URL prefixes (``plugin.healthcheck.http_allow``); when empty, the URL's host
+    must be a loopback address or one of ``own`` (the node's addresses), and every address
+    ``resolve(host)`` gives must be too.  Only http and https, never with user-info."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return f"{url!r} is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"{url!r} is not an http(s) URL"
+    if parts.username is not None or "@" in parts.netloc:
+        return f"{mask_url(url)!r} has user-info; credentials cannot be passed in a check URL"
+    if allow:
+        if any(_prefix_match(url, p) for p in allow):
+            return None
+        return f"{url!r} is not under plugin.healthcheck.http_allow ({', '.join(allow)})"
+    try:
+        addresses = [host] if _is_ip(host) else resolve(host)
+    except OSError as exc:
+        return f"cannot resolve {host}: {exc}"
+    for address in addresses or [host]:
+        if not _is_ip(address):
+            return f"{host} does not resolve to an address"
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_loopback and address not in own:
+            return (
+                f"{url!r} is not on this node (only loopback and the node's own addresses by "
+                "default; set plugin.healthcheck.http_allow to allow more)"
+            )
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def node_addresses() -> frozenset[str]:
+    """The addresses of this host's names (``gethostname``, ``getfqdn``) as the resolver
+    sees them: what "the node's own addresses" means for ``http_allow``'s default."""
+    out: set[str] = set()
+    for name in {socket.gethostname(), socket.getfqdn()}:
+        try:
+            out.update(str(ai[4][0]) for ai in socket.getaddrinfo(name, None))
+        except OSError:
+            continue
+    return frozenset(out)
+
+
+def _resolve(host: str) -> list[str]:
+    return sorted({str(ai[4][0]) for ai in socket.getaddrinfo(host, None)})
+
+
 def expand(argument: str, values: Mapping[str, str]) -> str:
     """Replace ``{name}`` placeholders of ``values`` in one argument; other braces stay."""
     return re.sub(r"\{([a-z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), argument)
@@ -168,6 +251,7 @@ class Healthcheck(Agent):
         first = float(arg(self.ddl, req, "retry_delay") or 0)
         if timeout <= 0:
             raise InvalidData(f"timeout must be more than 0 seconds, got {timeout:g}")
+        self._check_timeout(timeout)
         if not 0 <= retries <= MAX_RETRIES:
             raise InvalidData(f"retries must be between 0 and {MAX_RETRIES}, got {retries}")
         if first < 0:
@@ -186,6 +270,22 @@ class Healthcheck(Agent):
         self._finish(reply, outcome, start)
         return outcome
 
+    def _check_timeout(self, timeout: float) -> None:
+        """InvalidData when a check could outlive its action (the thread would linger)."""
+        most = max(1.0, self.timeout - 2)
+        if timeout > most:
+            raise InvalidData(
+                f"timeout must be at most {most:g} seconds (the action's own timeout minus 2), "
+                f"got {timeout:g}"
+            )
+
+    def _check_url(self, url: str, service: str | None = None) -> None:
+        """Aborted unless a request may make this node GET ``url`` (see :func:`url_allowed`)."""
+        allow = [p.strip() for p in (self.setting("http_allow", service) or "").split(",")]
+        problem = url_allowed(url, [p for p in allow if p], node_addresses(), _resolve)
+        if problem is not None:
+            raise Aborted(f"refusing to fetch {problem}")
+
     def _finish(self, reply: Reply, outcome: Outcome, start: float) -> None:
         reply.data.update(outcome.data)
         reply["ok"] = outcome.ok
@@ -198,7 +298,10 @@ class Healthcheck(Agent):
 
     @staticmethod
     def _get(url: str, timeout: float) -> tuple[requests.Response | None, str, str]:
-        """GET ``url``: (response, body text, problem). ``problem`` is "" when answered."""
+        """GET ``url`` (no redirects): (response, body text, problem). ``problem`` is "" when
+        answered.  The whole attempt, body included, ends after about ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        shown = mask_url(url)
         try:
             with requests.get(
                 url,
@@ -207,20 +310,30 @@ class Healthcheck(Agent):
                 stream=True,
                 headers={"User-Agent": USER_AGENT},
             ) as resp:
-                raw = resp.raw.read(MAX_BODY, decode_content=True) or b""
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_content(64 * 1024):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= MAX_BODY:
+                        break
+                    if time.monotonic() > deadline:
+                        return None, "", f"{shown} did not send its body within {timeout:g} s"
+                raw = b"".join(chunks)[:MAX_BODY]
                 body = raw.decode(resp.encoding or "utf-8", errors="replace")
                 return resp, body, ""
         except requests.Timeout:
-            return None, "", f"no answer from {url} within {timeout:g} s"
+            return None, "", f"no answer from {shown} within {timeout:g} s"
         except requests.ConnectionError as exc:
-            return None, "", f"cannot connect to {url}: {_reason(exc)}"
+            return None, "", f"cannot connect to {shown}: {mask_text(_reason(exc))}"
         except requests.RequestException as exc:
-            return None, "", f"GET {url} failed: {_reason(exc)}"
+            return None, "", f"GET {shown} failed: {mask_text(_reason(exc))}"
 
     @action
     def http(self, req: ActionRequest, reply: Reply) -> None:
         """GET the URL; status, then body text / regex / JSON field as asked."""
         url = str(req.data["url"])
+        self._check_url(url)
         expect = int(arg(self.ddl, req, "expect_status"))
         contains = arg(self.ddl, req, "contains")
         pattern = arg(self.ddl, req, "body_regex")
@@ -316,6 +429,7 @@ class Healthcheck(Agent):
         text = str(req.data["command"])
         expect = int(arg(self.ddl, req, "expect_exit"))
         timeout = float(arg(self.ddl, req, "timeout"))
+        self._check_timeout(timeout)
         try:
             argv = shlex.split(text)
         except ValueError as exc:
@@ -444,13 +558,17 @@ class Healthcheck(Agent):
         if expected is None:
             expected = self._current(service)[1]
         reply["expected_version"] = expected
-        url = arg(self.ddl, req, "url") or self.setting("version_url", service)
+        url = arg(self.ddl, req, "url")
+        if url:
+            self._check_url(str(url), service)
+        url = url or self.setting("version_url", service)
         if not url:
             raise Aborted(
                 f"no version URL for {service}: pass url=..., or set plugin.healthcheck.version_url "
                 f"(or plugin.healthcheck.{service}.version_url) in the node's server.cfg"
             )
         url = expand(url, {"service": service})
+        shown = mask_url(url)
         field_path = str(arg(self.ddl, req, "json_field"))
 
         def once(timeout: float) -> Outcome:
@@ -458,7 +576,7 @@ class Healthcheck(Agent):
             if resp is None:
                 return Outcome(False, problem)
             if resp.status_code != 200:
-                return Outcome(False, f"HTTP {resp.status_code} from {url}", {"version": None})
+                return Outcome(False, f"HTTP {resp.status_code} from {shown}", {"version": None})
             answered = body.strip()
             try:
                 document = json.loads(body)
@@ -468,14 +586,16 @@ class Healthcheck(Agent):
                 try:
                     answered = json_text(json_path(document, field_path))
                 except KeyError as exc:
-                    return Outcome(False, f"{url} answered JSON without the version: {exc.args[0]}")
+                    return Outcome(
+                        False, f"{shown} answered JSON without the version: {exc.args[0]}"
+                    )
             if answered != expected:
                 return Outcome(
                     False,
-                    f"{url} answered {answered[:80]!r}, expected {expected}",
+                    f"{shown} answered {answered[:80]!r}, expected {expected}",
                     {"version": answered[:80]},
                 )
-            return Outcome(True, f"{url} answered {answered}", {"version": answered})
+            return Outcome(True, f"{shown} answered {answered}", {"version": answered})
 
         self._attempts(req, reply, once)
 

@@ -3,7 +3,9 @@
 :func:`run` is the only way the agents start programs (health check commands, smoke tests,
 deploy hooks, service managers, Puppet).  It takes an argument vector (``shell=False``), so
 no text from a request is ever parsed by a shell; puts the child in its own session so a
-timeout kills the whole process group; keeps only the tail of the output (in a temporary
+timeout kills the whole process group, and marks its environment (``MCO_PY_RUN=<token>``) so
+that descendants that left the group (``setsid``, a daemonizing double fork) are found in
+``/proc`` and killed too; keeps only the tail of the output (in a temporary
 file, so a chatty command cannot fill memory); and reports a program that cannot be started
 as :class:`CommandNotRunnable` instead of an exit code.
 """
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -53,6 +56,8 @@ class CommandResult:
 #: Environment variables a child (hook, check, restart, Puppet) never inherits: psk, broker
 #: credentials and key paths of the daemon.  Hook output can reach the caller in a reply.
 SECRET_ENV_PREFIXES = ("MCOLLECTIVE_", "STOMP_")
+#: The environment variable that marks every process a :func:`run` started.
+RUN_MARK = "MCO_PY_RUN"
 
 
 def tail(text: str, lines: int = TAIL_LINES, size: int = TAIL_BYTES) -> str:
@@ -78,6 +83,8 @@ def run(
         raise CommandNotRunnable("empty command")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_ENV_PREFIXES)}
     full_env.update(env or {})
+    token = uuid.uuid4().hex
+    full_env[RUN_MARK] = token
     start = time.monotonic()
     with tempfile.TemporaryFile() as out:
         try:
@@ -99,6 +106,7 @@ def run(
             timed_out = True
             _kill_group(proc)
             proc.wait()
+            kill_marked(token)
             code = None
         duration = time.monotonic() - start
         out.seek(0, os.SEEK_END)
@@ -106,6 +114,45 @@ def run(
         out.seek(max(0, length - 4 * TAIL_BYTES))
         text = out.read().decode("utf-8", errors="replace")
     return CommandResult(argv, code, tail(text), duration, timed_out)
+
+
+def _marked(token: str) -> list[int]:
+    """Pids of processes whose environment holds ``MCO_PY_RUN=<token>`` (Linux ``/proc``)."""
+    needle = f"{RUN_MARK}={token}".encode()
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            pids.append(int(entry))
+    return pids
+
+
+def kill_marked(token: str, rounds: int = 5) -> int:
+    """SIGKILL every process still carrying ``token`` (a timed-out command's descendants that
+    escaped its process group), a few rounds in case one was forking.  Returns how many."""
+    killed = 0
+    for _ in range(rounds):
+        pids = [p for p in _marked(token) if p != os.getpid()]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.05)
+    return killed
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
+from ..masking import LogFilter
 from .common import Terminal, make_connector
 
 LEVELS = {
@@ -67,6 +68,7 @@ def setup_logging(cfg: Config, *, foreground: bool) -> None:
             "%(levelname).1s, [%(asctime)s #%(process)d] %(levelname)s -- %(name)s: %(message)s"
         )
     )
+    handler.addFilter(LogFilter())  # secrets never reach the log, tracebacks included
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
@@ -92,13 +94,14 @@ def build(cfg: Config, reread: Any = None) -> Any:
         classes=state.classes,
     )
     agents = load_agents(cfg, context)
+    provider = security.from_config(cfg)
     daemon = Daemon(
         connector=make_connector(cfg),
-        security=security.from_config(cfg),
+        security=provider,
         node=NodeView(cfg.identity, cfg.collectives, state.facts, state.classes),
         agents=agents,
         threads=cfg.get_int("plugin.mcollective_py.threads", 8) or 8,
-        replay_check=replay_check(cfg),
+        replay_check=replay_check(cfg, provider),
         authorize=authorizer(cfg, state),
         audit=auditor(cfg),
     )
@@ -131,23 +134,34 @@ def build(cfg: Config, reread: Any = None) -> Any:
     return daemon
 
 
-def replay_check(cfg: Config) -> Any:
+def replay_check(cfg: Config, provider: Any) -> Any:
     """Replay protection (on unless ``plugin.mcollective_py.replay_protection = 0``): a
     bounded cache of seen request ids per TTL window, ``replay_skew`` seconds of clock skew
-    tolerated.  ``replay_strict = 1`` also refuses the same caller's identical request
-    (same body and msgtime) under a new request id — stronger against a tampered replay, but
-    it drops an honest repeat within the same second, hence off by default."""
-    from ..server.replay import ReplayCache, content_key
+    tolerated, TTLs above ``replay_max_ttl`` refused.  ``replay_strict = 1`` also refuses the
+    same caller's identical request under a new request id, keyed on what ``provider``
+    authenticated only — stronger against a tampered replay, but it drops an honest repeat
+    within the window, hence off by default."""
+    from ..server.replay import DEFAULT_MAX_TTL, ReplayCache, content_key
 
     if not cfg.get_bool("plugin.mcollective_py.replay_protection", True):
         return None
+    max_ttl = cfg.get_int("plugin.mcollective_py.replay_max_ttl", DEFAULT_MAX_TTL)
+    if max_ttl is None or max_ttl < 1:
+        raise ConfigError(
+            f"plugin.mcollective_py.replay_max_ttl = {max_ttl} (from "
+            f"{cfg.origin('plugin.mcollective_py.replay_max_ttl')}) must be at least 1 second"
+        )
     cache = ReplayCache(
         skew=cfg.get_float("plugin.mcollective_py.replay_skew", 60.0) or 0.0,
         max_entries=cfg.get_int("plugin.mcollective_py.replay_max_entries", 100_000) or 100_000,
+        max_ttl=max_ttl,
     )
     strict = cfg.get_bool("plugin.mcollective_py.replay_strict", False)
     return lambda req: cache.check(
-        req.requestid, req.msgtime, req.ttl, content_key(req) if strict else None
+        req.requestid,
+        req.msgtime,
+        req.ttl,
+        content_key(req, provider.authenticated(req)) if strict else None,
     )
 
 

@@ -14,7 +14,24 @@ if TYPE_CHECKING:
 
 
 def from_config(cfg: Config) -> SecurityProvider:
-    """Build the provider named by ``securityprovider``; ConfigError if unknown or incomplete."""
+    """Build the provider named by ``securityprovider``; ConfigError if unknown or incomplete.
+    ``plugin.mcollective_py.max_message_bytes`` / ``max_yaml_bytes`` set its size caps."""
+    provider = _provider(cfg)
+    for attr, key in (
+        ("max_bytes", "plugin.mcollective_py.max_message_bytes"),
+        ("max_yaml_bytes", "plugin.mcollective_py.max_yaml_bytes"),
+    ):
+        value = cfg.get_int(key)
+        if value is not None:
+            if value < 1024:
+                raise ConfigError(
+                    f"{key} = {value} (from {cfg.origin(key)}) is too small; give at least 1024 bytes"
+                )
+            setattr(provider, attr, value)
+    return provider
+
+
+def _provider(cfg: Config) -> SecurityProvider:
     name = cfg.securityprovider
     if name == "psk":
         psk = cfg.get("plugin.psk")

@@ -11,6 +11,14 @@ Contract for every provider:
   They never raise anything else, whatever the bytes.
 * ``callerid`` is the caller identity this provider stamps on requests (``uid=0``,
   ``cert=name``).
+* Size before work: a payload longer than ``max_bytes`` (``max_yaml_bytes`` with the YAML
+  serializer, whose parser is ~100x slower than Marshal's) is refused with SerializationError
+  before a single byte is decoded, so before any digest or signature check.
+* Caller binding: a request whose signed RPC body carries a ``:caller`` different from the
+  envelope's ``:callerid`` raises InvalidCallerId (:func:`check_body_caller`); Ruby clients
+  always send both equal, and only the body is covered by the psk digest.
+* :meth:`authenticated` gives the parts of a request the provider authenticated, for the
+  node's strict replay check.
 
 The clock is injectable (``clock``) so TTL tests run instantly.
 """
@@ -28,14 +36,52 @@ from ..rubytypes import Symbol
 
 Clock = Callable[[], float]
 
+#: Default caps on a whole wire message (``plugin.mcollective_py.max_message_bytes`` /
+#: ``max_yaml_bytes``).
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_YAML_BYTES = 128 * 1024
+
 
 class SecurityProvider(ABC):
     """Encode/decode MCollective envelopes with authentication and freshness checks."""
 
     name: str = "base"
+    #: the serializer of envelopes and bodies (set by each provider)
+    serializer: Any
+    #: whether ``msgtime`` and ``ttl`` are covered by the digest/signature
+    signs_window: bool = False
 
-    def __init__(self, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_yaml_bytes: int = DEFAULT_MAX_YAML_BYTES,
+    ) -> None:
         self.clock = clock
+        self.max_bytes = max_bytes
+        self.max_yaml_bytes = max_yaml_bytes
+
+    def check_size(self, payload: bytes, what: str) -> None:
+        """SerializationError if ``payload`` is over the cap for this provider's serializer."""
+        yaml = getattr(self.serializer, "name", "") == "yaml"
+        cap = min(self.max_bytes, self.max_yaml_bytes) if yaml else self.max_bytes
+        if len(payload) > cap:
+            setting = (
+                "max_yaml_bytes" if yaml and cap == self.max_yaml_bytes else "max_message_bytes"
+            )
+            raise SerializationError(
+                f"{what} of {len(payload)} bytes is over the {cap}-byte cap "
+                f"(plugin.mcollective_py.{setting}); not decoded"
+            )
+
+    def authenticated(self, req: Request) -> tuple[Any, ...]:
+        """The parts of ``req`` its digest/signature covers (the caller through the body's
+        ``:caller``, which :func:`check_body_caller` bound to the envelope; ``msgtime`` and
+        ``ttl`` only when :attr:`signs_window`)."""
+        if self.signs_window:
+            return (req.callerid, req.msgtime, req.ttl, req.body)
+        return (req.callerid, req.body)
 
     @property
     @abstractmethod
@@ -106,6 +152,29 @@ def field(env: Mapping[Any, Any], key: str, kind: type | tuple[type, ...], what:
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
+
+
+def check_body_caller(body: Any, callerid: str) -> None:
+    """InvalidCallerId unless an RPC body's signed ``:caller`` equals the envelope callerid.
+
+    A body that is not a Hash (the ``discovery`` agent's ``"ping"``) carries no caller; a
+    Hash with an ``:action`` must carry one."""
+    if not isinstance(body, Mapping):
+        return
+    present, caller = False, None
+    for k, v in body.items():
+        if k == "caller":
+            present, caller = True, v
+            break
+    if not present:
+        if any(k == "action" for k in body):
+            raise InvalidCallerId(f"request body has no :caller; the envelope claims {callerid!r}")
+        return
+    if not isinstance(caller, str) or caller != callerid:
+        raise InvalidCallerId(
+            f"envelope callerid {callerid!r} differs from the signed body's :caller "
+            f"{str(caller)[:80]!r} (rewritten envelope?)"
+        )
 
 
 def check_callerid(callerid: str) -> str:

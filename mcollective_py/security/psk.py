@@ -3,7 +3,9 @@
 * ``:hash`` = MD5 hex of (serialized inner body bytes + psk), on requests and replies.
 * Serializer: Marshal only (Ruby's psk has no serializer option).
 * callerid from ``plugin.psk.callertype``: ``uid`` (default), ``gid``, ``group``, ``user``,
-  ``identity``.  It is not authenticated: anyone with the psk may claim any callerid.
+  ``identity``.  The envelope's callerid is not covered by the digest (as in Ruby); the
+  body's ``:caller`` is, and a node refuses a request where the two differ
+  (:func:`~.base.check_body_caller`).  Anyone with the psk may still claim any callerid.
 * A bad digest raises DigestMismatch; Ruby nodes drop such messages silently, and so do ours.
 """
 
@@ -20,7 +22,17 @@ from ..errors import ConfigError, DigestMismatch, SerializationError
 from ..message import Reply, Request
 from ..rubytypes import AsciiString
 from ..serializers import MARSHAL, Serializer
-from .base import Clock, SecurityProvider, check_callerid, field, reply_envelope, request_envelope
+from .base import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_YAML_BYTES,
+    Clock,
+    SecurityProvider,
+    check_body_caller,
+    check_callerid,
+    field,
+    reply_envelope,
+    request_envelope,
+)
 
 CALLERTYPES = ("uid", "gid", "group", "user", "identity")
 
@@ -54,8 +66,10 @@ class PskSecurity(SecurityProvider):
         callerid: str = "",
         serializer: Serializer = MARSHAL,
         clock: Clock = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_yaml_bytes: int = DEFAULT_MAX_YAML_BYTES,
     ) -> None:
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, max_bytes=max_bytes, max_yaml_bytes=max_yaml_bytes)
         if not psk:
             raise ConfigError("no psk configured: set plugin.psk in the config or MCOLLECTIVE_PSK")
         self._psk = psk.encode("utf-8")
@@ -73,7 +87,8 @@ class PskSecurity(SecurityProvider):
         return AsciiString(hashlib.md5(body + self._psk).hexdigest())  # noqa: S324 - protocol
 
     def _verify(self, body: bytes, claimed: str, what: str) -> None:
-        if not hmac.compare_digest(self.digest(body), str(claimed)):
+        expected = self.digest(body).encode("ascii")
+        if not hmac.compare_digest(expected, str(claimed).encode("utf-8", "surrogateescape")):
             raise DigestMismatch(f"{what} has a psk digest that does not match (wrong psk?)")
 
     # ---------------------------------------------------------------- requests
@@ -82,6 +97,7 @@ class PskSecurity(SecurityProvider):
         return self.serializer.dumps(request_envelope(req, body, self.digest(body)))
 
     def decode_request(self, payload: bytes) -> Request:
+        self.check_size(payload, "request")
         env = self.serializer.loads(payload)
         if not isinstance(env, dict):
             raise SerializationError(f"request envelope is a {type(env).__name__}, not a Hash")
@@ -92,10 +108,12 @@ class PskSecurity(SecurityProvider):
         msgtime = field(env, "msgtime", int, "request")
         self.check_ttl(msgtime, ttl)
         flt = field(env, "filter", dict, "request")
+        inner = self.serializer.loads(body)
+        check_body_caller(inner, callerid)
         return Request(
             agent=field(env, "agent", str, "request"),
             collective=field(env, "collective", str, "request"),
-            body=self.serializer.loads(body),
+            body=inner,
             senderid=field(env, "senderid", str, "request"),
             requestid=field(env, "requestid", str, "request"),
             callerid=callerid,
@@ -110,6 +128,7 @@ class PskSecurity(SecurityProvider):
         return self.serializer.dumps(reply_envelope(reply, body, self.digest(body)))
 
     def decode_reply(self, payload: bytes) -> Reply:
+        self.check_size(payload, "reply")
         env = self.serializer.loads(payload)
         if not isinstance(env, dict):
             raise SerializationError(f"reply envelope is a {type(env).__name__}, not a Hash")

@@ -71,7 +71,17 @@ from ..errors import ConfigError, DigestMismatch, InvalidCallerId, Serialization
 from ..message import Reply, Request
 from ..rubytypes import AsciiString, Symbol
 from ..serializers import MARSHAL, SERIALIZERS, Serializer
-from .base import Clock, SecurityProvider, check_callerid, field, reply_envelope, request_envelope
+from .base import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_YAML_BYTES,
+    Clock,
+    SecurityProvider,
+    check_body_caller,
+    check_callerid,
+    field,
+    reply_envelope,
+    request_envelope,
+)
 
 log = logging.getLogger(__name__)
 
@@ -298,14 +308,17 @@ class SslSecurity(SecurityProvider):
         enforce_ttl: bool = True,
         role: str = "client",
         clock: Clock = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_yaml_bytes: int = DEFAULT_MAX_YAML_BYTES,
     ) -> None:
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, max_bytes=max_bytes, max_yaml_bytes=max_yaml_bytes)
         self._private_key = private_key
         self._callerid = check_callerid(callerid)
         self._reply_key = reply_key
         self._caller_keys: CallerKeys = caller_keys if caller_keys is not None else _NoCallerKeys()
         self.serializer = serializer
         self.enforce_ttl = enforce_ttl
+        self.signs_window = enforce_ttl
         self.role = role
 
     def __repr__(self) -> str:  # never show keys or their paths
@@ -455,6 +468,7 @@ class SslSecurity(SecurityProvider):
         return self.serializer.dumps(request_envelope(req, self._embed(body), self.signature(body)))
 
     def decode_request(self, payload: bytes) -> Request:
+        self.check_size(payload, "request")
         env = self.serializer.loads(payload)
         if not isinstance(env, dict):
             raise SerializationError(f"request envelope is a {type(env).__name__}, not a Hash")
@@ -488,6 +502,7 @@ class SslSecurity(SecurityProvider):
                 for k, v in inner.items()
                 if not (type(k) is Symbol and k in (_SSL_TTL, _SSL_MSGTIME))
             }
+        check_body_caller(msg, callerid)
         return Request(
             agent=field(env, "agent", str, "request"),
             collective=field(env, "collective", str, "request"),
@@ -531,6 +546,7 @@ class SslSecurity(SecurityProvider):
         return self.serializer.dumps(reply_envelope(reply, self._embed(body), self.signature(body)))
 
     def decode_reply(self, payload: bytes) -> Reply:
+        self.check_size(payload, "reply")
         env = self.serializer.loads(payload)
         if not isinstance(env, dict):
             raise SerializationError(f"reply envelope is a {type(env).__name__}, not a Hash")

@@ -9,7 +9,8 @@ Two formats, each optional:
 
   Ruby writes this line only for requests that passed authorization; we also write it for
   denied ones (the JSON line tells them apart).  Control characters in the id, caller and
-  names are escaped (``\\x0A``), so a request cannot forge extra lines.
+  names are escaped (``\\x0A``, ``\\x85``, ``\\u2028``), so a request cannot forge extra
+  lines, whatever the reader takes as a line break.
 * ``jsonfile``: one JSON object per line with ``time``, ``requestid``, ``reqtime``,
   ``caller``, ``sender``, ``agent``, ``action``, ``data``, ``decision`` (``allowed`` /
   ``denied`` / anything the orchestrator records), ``statuscode``, ``statusmsg``,
@@ -18,8 +19,10 @@ Two formats, each optional:
 Every line is written with one ``write(2)`` on a descriptor opened with ``O_APPEND`` (opened
 per line, as Ruby does, so log rotation needs no signal), files are created ``0640``.
 
-Values of ``data`` keys named in ``redact`` (any depth, case-insensitive; the defaults are
-:data:`DEFAULT_REDACT`) are replaced by ``[REDACTED]`` in both formats.
+Values of ``data`` keys that :func:`..masking.is_secret_key` calls secret (password, token,
+passphrase, secret, psk, key...), and of keys named in ``redact`` (any depth,
+case-insensitive), are replaced by ``[REDACTED]`` in both formats, and URL user-info in
+strings is masked: the one masking rule of :mod:`..masking`.
 
 Settings (:meth:`AuditLog.from_config`): ``plugin.rpcaudit.logfile`` (Ruby's; default
 ``/var/log/puppetlabs/mcollective/mcollective-audit.log``) and our additions
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..masking import REDACTED, redact
 from ..message import Request
 from ..rubytypes import inspect as ruby_inspect
 from ..rubytypes import plain
@@ -49,13 +53,19 @@ log = logging.getLogger(__name__)
 __all__ = ["DEFAULT_LOGFILE", "DEFAULT_REDACT", "REDACTED", "AuditEvent", "AuditLog"]
 
 DEFAULT_LOGFILE = "/var/log/puppetlabs/mcollective/mcollective-audit.log"
+#: Extra key names always redacted, beyond :func:`..masking.is_secret_key` (which covers these).
 DEFAULT_REDACT = ("password", "passwd", "passphrase", "secret", "token", "psk", "private_key")
-REDACTED = "[REDACTED]"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Everything a reader may take as a line break or a control: C0, DEL, C1 (U+0085 NEL among
+#: them), and the Unicode line/paragraph separators U+2028/U+2029 (``str.splitlines`` and
+#: JavaScript split on those).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_JSON_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
 def _clean(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02X}", text)
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m[0]):02X}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04X}", text
+    )
 
 
 @dataclass(frozen=True)
@@ -134,24 +144,18 @@ class AuditLog:
 
     # ------------------------------------------------------------ formats
     def redacted(self, value: Any) -> Any:
-        """``value`` with the values of redacted keys replaced, at any depth."""
-        if isinstance(value, Mapping):
-            return {
-                k: REDACTED if str(k).lower() in self.redact else self.redacted(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return [self.redacted(v) for v in value]
-        return value
+        """``value`` with the values of secret and ``redact`` keys replaced, at any depth."""
+        return redact(value, self.redact)
 
     def ruby_line(self, event: AuditEvent, now: float) -> str:
         """Ruby's rpcaudit logfile line (without the newline)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
-        return (
+        line = (
             f"[{stamp}] reqid={_clean(event.requestid)}: reqtime={event.reqtime} "
             f"caller={_clean(event.caller)}@{_clean(event.sender)} agent={_clean(event.agent)} "
             f"action={_clean(event.action)} data={ruby_inspect(self.redacted(dict(event.data)))}"
         )
+        return _JSON_BREAKS.sub(lambda m: f"\\u{ord(m[0]):04X}", line)
 
     def json_line(self, event: AuditEvent, now: float) -> str:
         record = {
@@ -170,7 +174,8 @@ class AuditLog:
             "duration": None if event.duration is None else round(event.duration, 6),
             "reason": event.reason,
         }
-        return json.dumps(record, ensure_ascii=False, sort_keys=False, default=str)
+        line = json.dumps(record, ensure_ascii=False, sort_keys=False, default=str)
+        return _JSON_BREAKS.sub(lambda m: f"\\u{ord(m[0]):04x}", line)
 
     # ------------------------------------------------------------ writing
     def record(self, event: AuditEvent) -> bool:

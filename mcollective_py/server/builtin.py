@@ -4,7 +4,8 @@ They answer exactly what Ruby's built-ins answer (same actions, inputs and outpu
 Ruby ``mco ping``, ``mco find``, ``mco facts``, ``mco inventory`` and ``mco rpc rpcutil ...``
 work against Python nodes.  Differences, on purpose: ``version`` is our own version
 (``mcollective-py <x.y.z>``), ``threads`` lists Python threads, and ``get_config_item``
-masks secrets (psk, passwords, private keys).
+masks secrets by the one rule of :mod:`..masking` (psk, passwords, tokens, passphrases, keys,
+URL user-info).
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 Recipe for one message (:meth:`Daemon.handle`):
 
-1. decode and authenticate it with the security provider (psk/ssl);
-2. refuse it if expired, replayed, for a collective we are not in, or for an agent we do
-   not run;
+1. decode and authenticate it with the security provider (psk/ssl; size caps first);
+2. refuse it if expired, if its request id or sender id is malformed (they are not signed,
+   and they reach the log), for a collective we are not in, or for an agent we do not run;
 3. match the filter against our identity, facts, classes and agents;
-4. dispatch: ``discovery`` answers ``pong``; RPC agents validate against their DDL and run;
-5. reply to the request's ``reply_to`` unless the client asked for no results.
+4. only then ask the replay check, so only requests that would run are remembered;
+5. dispatch: ``discovery`` answers ``pong``; RPC agents validate against their DDL and run
+   (secrets in a reply's status message are masked, :mod:`..masking`);
+6. reply to the request's ``reply_to`` unless the client asked for no results.
 
 Every refusal is counted in :class:`Stats` and logged in one line; nothing a sender puts on
 the wire can stop the daemon: all failures end in a count and a log line.  Requests run on a
@@ -19,11 +21,12 @@ back-off until it returns, then every subscription is made again.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..connectors.base import Connector, Delivery, Target
@@ -37,13 +40,17 @@ from ..errors import (
     TransportError,
 )
 from ..filter import check as filter_check
-from ..message import Reply, Request
+from ..masking import mask_text
+from ..message import IDENTITY_RE, Reply, Request
 from ..rpc import RPCRequest
 from ..security.base import SecurityProvider
 from .agent import ActionRequest, Agent
 from .builtin import discovery_reply
 
 log = logging.getLogger("mcollective_py.server")
+
+#: What a request id may look like (Ruby sends 32 hex digits; other clients UUIDs).
+REQUESTID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 #: Counter names; the first eight are Ruby's ``daemon_stats`` keys.
 COUNTERS = (
@@ -266,7 +273,7 @@ class Daemon:
         except (MarshalError, SerializationError) as exc:
             self._reject(
                 "bad_messages",
-                "rejected an undecodable message (%d bytes) from %s: %s",
+                "rejected an undecodable message (%d bytes) from %r: %s",
                 len(d.payload),
                 d.sender or "?",
                 exc,
@@ -275,33 +282,29 @@ class Daemon:
         except MessageExpired as exc:
             self.stats.incr("validated")
             self._reject(
-                "ttlexpired", "rejected an expired message from %s: %s", d.sender or "?", exc
+                "ttlexpired", "rejected an expired message from %r: %s", d.sender or "?", exc
             )
             return None
         except (DigestMismatch, InvalidCallerId, SecurityError) as exc:
             self._reject(
                 "unvalidated",
-                "rejected a message that failed security from %s: %s",
+                "rejected a message that failed security from %r: %s",
                 d.sender or "?",
                 exc,
             )
             return None
         self.stats.incr("validated")
+        if not REQUESTID_RE.fullmatch(req.requestid) or not IDENTITY_RE.fullmatch(req.senderid):
+            self._reject(
+                "bad_messages",
+                "rejected request %r from %r: a request id must match %s and a sender id %s",
+                req.requestid[:80],
+                req.senderid[:80],
+                REQUESTID_RE.pattern,
+                IDENTITY_RE.pattern,
+            )
+            return None
         who = f"{req.callerid}@{req.senderid}"
-        if self.replay_check is not None:
-            outcome = self.replay_check(req)
-            if outcome is True:
-                outcome = "admitted"
-            if outcome != "admitted":
-                self._reject(
-                    "replayed",
-                    "rejected request %s for %s from %s: %s",
-                    req.requestid,
-                    req.agent,
-                    who,
-                    outcome,
-                )
-                return None
         if req.collective not in self.node.collectives:
             self._reject(
                 "wrong_collective",
@@ -337,6 +340,20 @@ class Daemon:
                 f" ({verdict.error})" if verdict.error else "",
             )
             return None
+        if self.replay_check is not None:
+            outcome = self.replay_check(req)
+            if outcome is True:
+                outcome = "admitted"
+            if outcome != "admitted":
+                self._reject(
+                    "replayed",
+                    "rejected request %s for %s from %s: %s",
+                    req.requestid,
+                    req.agent,
+                    who,
+                    outcome,
+                )
+                return None
         self.stats.incr("passed")
         return req
 
@@ -396,6 +413,10 @@ class Daemon:
                 self.stats.incr("denied")
                 log.warning("denied %s#%s to %s: %s", req.agent, rpc.action, who, reason)
                 result = agent.denied_reply(rpc.action)
+            # an agent's error text can quote a URL or a setting: the one masking rule
+            masked = mask_text(result.statusmsg)
+            if masked != result.statusmsg:
+                result = replace(result, statusmsg=masked)
             if self.audit is not None:
                 self.audit(
                     req=req,

@@ -82,7 +82,7 @@ def test_reads_symbols_numbers_and_ruby_tags() -> None:
         (b"---\n:a: 1\na: 2\n", "of different types collide in Python"),
         (b"---\n? [1]\n: 2\n", "a collection as a mapping key is not supported"),
         (b"\xff\xfe\x00", "not a YAML body MCollective accepts"),
-        (b"--- \x01\n", "special characters are not allowed"),
+        (b"--- \x01\n", "control characters are not allowed at byte 4"),
         (b"key: [unclosed\n", "not a YAML body MCollective accepts"),
     ],
 )

@@ -235,7 +235,7 @@ def test_lines_equal_rubys_logfile_plugin(tmp_path: Path) -> None:
             Symbol("list"): [None, False, 2**70],
             Symbol("h"): {"k": Symbol("v")},
         },
-        {Symbol("process_results"): True, Symbol("weird key"): -0.0},
+        {Symbol("process_results"): True, Symbol("weird name"): -0.0},
     ]
     rows = [
         ["id%d" % i, 1795692170 + i, "uid=0", "client1", "rpcutil", "get_fact", d]

@@ -112,8 +112,10 @@ def test_different_ttls_expire_independently() -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="skew must be >= 0 and max_entries >= 1"):
+    with pytest.raises(ValueError, match=r"\Askew must be >= 0, max_entries and max_ttl >= 1\Z"):
         ReplayCache(max_entries=0)
+    with pytest.raises(ValueError, match=r"\Askew must be >= 0, max_entries and max_ttl >= 1\Z"):
+        ReplayCache(max_ttl=0)
     assert repr(ReplayCache(clock=Clock())) == "ReplayCache(skew=60.0, max_entries=100000, size=0)"
 
 
