@@ -26,9 +26,9 @@ included (see the test golden data under ``tests/golden/filter/``):
    request is dropped by the Ruby daemon; here the verdict is simply "no match" and
    :attr:`Verdict.error` says why.  Matching never raises.
 
-Ruby regexes are translated to Python :mod:`re` by :func:`compile_ruby_regex` (the subset
-MCollective users write: anchors, classes, groups, named groups, POSIX bracket classes);
-nothing is ever ``eval``-ed: the compound evaluator is a small parser of its own.
+Ruby regexes go through :mod:`mcollective_py.ruby.regex` (one translation for filters, DDL
+validation and policy; every match has a time budget, and running out of it is a Ruby-style
+failure: no match, with :attr:`Verdict.error` saying why); nothing is ever ``eval``-ed: the compound evaluator is a small parser of its own.
 
 Where we knowingly differ from Ruby:
 
@@ -37,8 +37,9 @@ Where we knowingly differ from Ruby:
   Only identities may be Regexp objects (Ruby would also take them for agents and classes).
 * A :class:`Filter` does not remember a wire hash that was "empty but not Ruby's empty
   filter" (e.g. ``{"agent"=>[]}``, which Ruby rejects); give :func:`check` the raw hash.
-* Regex syntax Python lacks (see :func:`compile_ruby_regex`) makes the test fail, as an
-  invalid regex does in Ruby; ``[[:upper:]]`` and friends are ASCII-only.
+* Regex syntax we cannot run (class intersection ``&&``, ``(?~..)``; see
+  :mod:`mcollective_py.ruby.regex`) makes the test fail, as an invalid regex does in Ruby;
+  so does a match that runs out of its time budget (Ruby would keep running).
 * Any exception from the ``data_plugin`` callback makes that compound stack false (Ruby does
   so for a missing plugin; a failing Ruby plugin drops the request: no match either way).
 * Compound expressions nested thousands deep are refused (no match).
@@ -47,14 +48,14 @@ Where we knowingly differ from Ruby:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from .errors import SerializationError, UsageError
-from .rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol, float_to_s
+from .errors import RegexTimeout, SerializationError, UsageError
+from .ruby.regex import RubyPattern, RubyRegexError, compile_ruby_regex
+from .rubytypes import Regexp, Symbol, float_to_s
 
 __all__ = [
     "CompoundToken",
@@ -211,208 +212,10 @@ def _chomp(line: str) -> str:
     return line
 
 
-# =========================================================================================
-# Ruby regular expressions -> Python re
-# =========================================================================================
-
-_CLASS_SHORTHAND = {"w": "a-zA-Z0-9_", "d": "0-9", "s": r" \t\n\v\f\r", "h": "0-9a-fA-F"}
-# POSIX bracket classes.  Ruby's are Unicode-aware; those Python can express for one character
-# become alternatives next to the bracket class, the rest are ASCII approximations.
-_POSIX_UNICODE = {
-    "alpha": r"[^\W\d_]",
-    "alnum": r"[^\W_]",
-    "word": r"\w",
-    "digit": r"\d",
-    "space": r"\s",
-}
-_POSIX_ASCII = {
-    "upper": "A-Z",
-    "lower": "a-z",
-    "blank": r" \t",
-    "xdigit": "0-9a-fA-F",
-    "cntrl": r"\x00-\x1f\x7f",
-    "print": r"\x20-\x7e",
-    "graph": r"\x21-\x7e",
-    "punct": r"!-/:-@\[-`{-~",
-}
-# Ruby's \b is Unicode-aware (as Python's is) but \w \d \s are ASCII-only.
-_ESCAPE_OUTSIDE = {
-    "w": "[a-zA-Z0-9_]",
-    "W": "[^a-zA-Z0-9_]",
-    "d": "[0-9]",
-    "D": "[^0-9]",
-    "s": r"[ \t\n\v\f\r]",
-    "S": r"[^ \t\n\v\f\r]",
-    "h": "[0-9a-fA-F]",
-    "H": "[^0-9a-fA-F]",
-    "z": r"\Z",
-    "Z": r"(?=\n?\Z)",
-    "e": r"\x1b",
-    "B": r"(?:(?<=\w)(?=\w)|(?<!\w)(?!\w))",  # Python's \B never matches in ""; Ruby's does
-}
-
-
-def _translate_class(src: str, i: int) -> tuple[str, int]:
-    """Translate the bracket class starting at ``src[i] == "["``; return (text, next index)."""
-    members: list[str] = []  # what goes inside the Python [...]
-    extras: list[str] = []  # one-character alternatives for Unicode POSIX classes
-    i += 1
-    negated = src.startswith("^", i)
-    i += negated
-    first = True
-    while True:
-        if i >= len(src):
-            raise re.error("premature end of char-class")
-        c = src[i]
-        if c == "]" and not first:
-            i += 1
-            break
-        first = False
-        if c == "\\":
-            if i + 1 >= len(src):
-                raise re.error("premature end of char-class")
-            d = src[i + 1]
-            if d in _CLASS_SHORTHAND:
-                members.append(_CLASS_SHORTHAND[d])
-            elif d == "H":
-                raise re.error("\\H inside a character class is not supported")
-            elif d == "e":
-                members.append(r"\x1b")
-            else:
-                members.append("\\" + d)
-            i += 2
-        elif c == "[":
-            m = re.compile(r"\[:(\^?)([a-z]+):\]").match(src, i)
-            if not m or m[2] not in {**_POSIX_UNICODE, **_POSIX_ASCII}:
-                raise re.error(f"unsupported nested class or POSIX bracket at {src[i:]!r}")
-            if m[1]:  # [:^name:]
-                one = _POSIX_UNICODE.get(m[2]) or f"[{_POSIX_ASCII[m[2]]}]"
-                extras.append(f"(?:(?!{one})(?s:.))")
-            elif m[2] in _POSIX_UNICODE:
-                extras.append(_POSIX_UNICODE[m[2]])
-            else:
-                members.append(_POSIX_ASCII[m[2]])
-            i = m.end()
-        elif c == "&" and src.startswith("&&", i):
-            raise re.error("character class intersection (&&) is not supported")
-        elif c in "|~&" or (c == "-" and members and members[-1] == "-"):
-            members.append("\\" + c)  # literal; avoids Python's set-operation FutureWarnings
-            i += 1
-        else:
-            members.append(c)
-            i += 1
-    if members and members[0] == "^":
-        members[0] = r"\^"
-    alternatives = (["[" + "".join(members) + "]"] if members else []) + extras
-    if not extras:
-        return ("[^" if negated else "[") + "".join(members) + "]", i
-    either = "(?:" + "|".join(alternatives) + ")"
-    return (f"(?:(?!{either})(?s:.))" if negated else either), i
-
-
-_GROUP_OPEN = re.compile(
-    r"\(\?(?:<(?![=!])([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|([imx]*-?[imx]*)([:)]))"
-)
-
-
-def _translate_ruby_regex(src: str) -> str:
-    out: list[str] = []
-    # per open group, how many scoped-flag groups we opened for Ruby's isolated "(?i)"
-    closers = [0]
-    i = 0
-    n = len(src)
-    while i < n:
-        c = src[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise re.error("too short escape sequence")
-            d = src[i + 1]
-            if d in _ESCAPE_OUTSIDE:
-                out.append(_ESCAPE_OUTSIDE[d])
-                i += 2
-            elif d == "k" and i + 2 < n and src[i + 2] in "<'":
-                close = ">" if src[i + 2] == "<" else "'"
-                end = src.find(close, i + 3)
-                if end < 0:
-                    raise re.error("invalid backref name")
-                name = src[i + 3 : end]
-                out.append("\\" + name if name.isdigit() else f"(?P={name})")
-                i = end + 1
-            elif d == "u" and src.startswith("{", i + 2):
-                end = src.find("}", i + 3)
-                if end < 0:
-                    raise re.error("invalid Unicode escape")
-                try:
-                    out.extend(re.escape(chr(int(code, 16))) for code in src[i + 3 : end].split())
-                except (ValueError, OverflowError):
-                    raise re.error(f"invalid Unicode escape {src[i : end + 1]!r}") from None
-                i = end + 1
-            else:
-                out.append("\\" + d)
-                i += 2
-        elif c == "[":
-            text, i = _translate_class(src, i)
-            out.append(text)
-        elif c == "^":
-            out.append(r"(?:\A|(?<=\n)(?!\Z))")  # Ruby's ^ never matches after a final \n
-            i += 1
-        elif c == "(":
-            m = _GROUP_OPEN.match(src, i)
-            if m and (m[1] or m[2]):
-                out.append(f"(?P<{m[1] or m[2]}>")
-            elif m and m[4] == ":":
-                out.append("(?" + m[3].replace("m", "s") + ":")
-            elif m:
-                # Ruby's isolated (?i) covers the rest of the enclosing group, | included
-                if m[3] in ("", "-"):
-                    raise re.error("empty option group")
-                out.append("(?" + m[3].replace("m", "s") + ":")
-                closers[-1] += 1
-                i = m.end()
-                continue
-            else:
-                out.append("(?" if src.startswith("(?", i) else "(")
-            closers.append(0)
-            i = m.end() if m else i + (2 if src.startswith("(?", i) else 1)
-        elif c == ")":
-            if len(closers) == 1:
-                raise re.error("unmatched close parenthesis")
-            out.append(")" * (closers.pop() + 1))
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    out.append(")" * closers[0])
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=512)
-def compile_ruby_regex(source: str, options: int = 0) -> re.Pattern[str]:
-    """Compile Ruby regex ``source`` (Regexp option bits ``options``) to a Python pattern.
-
-    Semantics kept: ``^``/``$`` are line anchors (``^`` not after a final newline),
-    ``\\A \\z \\Z``, ASCII-only ``\\w \\d \\s \\h``, Unicode ``\\b \\B``, ``(?<name>)``,
-    ``\\k<name>``, ``\\u{..}``, ``\\e``, isolated ``(?i)`` reaching to the end of its group,
-    POSIX bracket classes (alpha, alnum, word, digit, space Unicode-aware; the others ASCII),
-    options ``i``, ``x`` and ``m`` (Ruby's ``m`` is Python's DOTALL).  Use ``search`` to
-    match like Ruby's ``=~``.  Raises :class:`re.error` for invalid input and for Ruby syntax
-    Python lacks: ``\\G``, ``\\p{..}``, ``\\g<..>``, class intersection and nested classes,
-    stacked quantifiers (``a**``), quantified anchors, repeated group names.
-    """
-    flags = re.MULTILINE
-    if options & RE_IGNORECASE:
-        flags |= re.IGNORECASE
-    if options & RE_EXTENDED:
-        flags |= re.VERBOSE
-    if options & RE_MULTILINE:
-        flags |= re.DOTALL
-    return re.compile(_translate_ruby_regex(source), flags)
-
-
-def _regex_or_abort(source: str, options: int = 0) -> re.Pattern[str]:
+def _regex_or_abort(source: str, options: int = 0) -> RubyPattern:
     try:
         return compile_ruby_regex(source, options)
-    except (re.error, ValueError, OverflowError) as exc:
+    except RubyRegexError as exc:
         raise _Abort(f"RegexpError: /{source}/: {exc}") from None
 
 
@@ -1489,7 +1292,7 @@ def eval_compound(
     node = _node("", facts, classes, (), data_plugin)
     try:
         return _eval_stack(node, stack)
-    except _Abort:
+    except (_Abort, RegexTimeout):
         return False
 
 
@@ -1552,7 +1355,7 @@ def check(
             hits = [node.has_identity(entry) for entry in flt.identity]
             ok = hits.count(True) == 1
             passed, failed = passed + ok, failed + (not ok)
-    except _Abort as exc:
+    except (_Abort, RegexTimeout) as exc:
         return Verdict(False, passed, failed, error=str(exc))
     return Verdict(failed == 0 and passed > 0, passed, failed)
 

@@ -53,9 +53,9 @@ from mcollective_py.ddl.parser import (
     Var,
     parse_program,
 )
-from mcollective_py.ddl.rubyregex import RubyRegexError, compile_ruby_regex
 from mcollective_py.ddl.rubyvalues import RubyHash, RubyTypeError
 from mcollective_py.errors import DDLError
+from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex
 from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
 
 __all__ = ["MCOLLECTIVE_VERSION", "parse_ddl"]
