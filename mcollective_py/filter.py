@@ -54,8 +54,9 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from .errors import RegexTimeout, SerializationError, UsageError
+from .ruby import values as rv
 from .ruby.regex import RubyPattern, RubyRegexError, compile_ruby_regex
-from .rubytypes import Regexp, Symbol, float_to_s
+from .rubytypes import Regexp, Symbol
 
 __all__ = [
     "CompoundToken",
@@ -80,8 +81,6 @@ __all__ = [
 #: the whole compound statement list then evaluates to false, as in Ruby.
 DataPlugin = Callable[[str, str | None], Mapping[str, Any]]
 
-_RUBY_SPACE = " \t\n\v\f\r"  # Ruby's \s and the whitespace String#split(" ") and strip use
-
 
 def _rx(pattern: str) -> re.Pattern[str]:
     """An internal pattern copied from Ruby source: ^ and $ are line anchors there."""
@@ -89,7 +88,7 @@ def _rx(pattern: str) -> re.Pattern[str]:
 
 
 # =========================================================================================
-# Ruby values: the few conversions MCollective's matching relies on
+# Ruby values: the few conversions MCollective's matching relies on (see mcollective_py.ruby)
 # =========================================================================================
 
 
@@ -97,29 +96,12 @@ class _Abort(Exception):
     """Ruby would raise inside validate_filter?: the daemon drops the request."""
 
 
-def _ruby_float_to_s(value: float) -> str:
-    """Ruby's ``Float#to_s``, as fact normalisation uses it."""
-    return float_to_s(value)
-
-
-def _ruby_to_s(value: Any) -> str:
-    """``value.to_s`` for the scalar types a fact source can hold."""
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, float):
-        return _ruby_float_to_s(value)
-    if isinstance(value, Regexp):
-        flags = "mix"
-        on = "".join(c for c, bit in zip(flags, (4, 1, 2), strict=True) if value.options & bit)
-        off = "".join(c for c in flags if c not in on)
-        return f"(?{on}{'-' + off if off else ''}:{value.source})"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str.__str__(value) if isinstance(value, str) else str(value)
+_ruby_to_s = rv.to_s
+_split_str = rv.split_str
+_split_re = rv.split_re
+_split_words = rv.split_words
+_chomp = rv.chomp
+_RUBY_SPACE = rv.RUBY_SPACE
 
 
 def normalize_facts(value: Any) -> Any:
@@ -131,85 +113,20 @@ def normalize_facts(value: Any) -> Any:
     return _ruby_to_s(value)
 
 
-_INT_BODY = re.compile(
-    r"(?P<sign>[+-]?)(?:"
-    r"0[xX](?P<hex>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
-    r"|0[bB](?P<bin>[01]+(?:_[01]+)*)"
-    r"|0[oO](?P<oct>[0-7]+(?:_[0-7]+)*)"
-    r"|0[dD](?P<dec>[0-9]+(?:_[0-9]+)*)"
-    r"|0_?(?P<oct0>[0-7]+(?:_[0-7]+)*)"
-    r"|(?P<plain>[1-9][0-9]*(?:_[0-9]+)*|0))"
-)
-_FLOAT_DEC = re.compile(
-    r"[+-]?(?:[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?|\.[0-9]+(?:_[0-9]+)*)"
-    r"(?:[eE][+-]?[0-9]+(?:_[0-9]+)*)?"
-)
-_FLOAT_HEX = re.compile(
-    r"(?P<sign>[+-]?)0[xX](?P<int>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
-    r"(?:\.(?P<frac>[0-9a-fA-F]*))?(?:[pP](?P<exp>[+-]?[0-9]+))?"
-)
-
-
 def _ruby_integer(text: str) -> int:
-    """Ruby ``Integer(str)``: whitespace around, sign, ``0x 0b 0o 0d`` and ``0`` (octal!)."""
-    m = _INT_BODY.fullmatch(text.strip(_RUBY_SPACE))
-    if not m:
-        raise _Abort(f"ArgumentError: invalid value for Integer(): {text!r}")
-    for group, base in (("hex", 16), ("bin", 2), ("oct", 8), ("dec", 10), ("oct0", 8)):
-        if m[group] is not None:
-            number = int(m[group].replace("_", ""), base)
-            break
-    else:
-        number = int(m["plain"].replace("_", ""))
-    return -number if m["sign"] == "-" else number
+    """Ruby ``Integer(str)``; raising means Ruby's ArgumentError (the request is dropped)."""
+    try:
+        return rv.string_to_integer(text)
+    except rv.RubyTypeError as exc:
+        raise _Abort(f"ArgumentError: {exc}") from None
 
 
 def _ruby_float(text: str) -> float:
-    """Ruby ``Float(str)``: decimal with underscores and exponent, or hexadecimal."""
-    body = text.strip(_RUBY_SPACE)
-    if _FLOAT_DEC.fullmatch(body):
-        return float(body.replace("_", ""))
-    m = _FLOAT_HEX.fullmatch(body)
-    if m:
-        number = float.fromhex(
-            f"0x{m['int'].replace('_', '')}.{m['frac'] or '0'}p{m['exp'] or '0'}"
-        )
-        return -number if m["sign"] == "-" else number
-    raise _Abort(f"ArgumentError: invalid value for Float(): {text!r}")
-
-
-def _split_str(text: str, sep: str) -> list[str]:
-    """Ruby ``String#split(sep)`` for a non-space String separator (trailing "" dropped)."""
-    if not text:
-        return []
-    parts = text.split(sep)
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-def _split_re(text: str, pattern: re.Pattern[str]) -> list[str]:
-    """Ruby ``String#split(/(re)/)``: captures kept, trailing empty fields dropped."""
-    if not text:
-        return []
-    parts = [p or "" for p in pattern.split(text)]
-    while parts and parts[-1] == "":
-        parts.pop()
-    return parts
-
-
-def _split_words(text: str) -> list[str]:
-    """Ruby ``String#split(" ")``: awk-style split on runs of ASCII whitespace."""
-    return [w for w in re.split(r"[ \t\n\v\f\r]+", text) if w]
-
-
-def _chomp(line: str) -> str:
-    """Ruby ``String#chomp``: drop one trailing ``\\r\\n``, ``\\n`` or ``\\r``."""
-    if line.endswith("\r\n"):
-        return line[:-2]
-    if line.endswith(("\n", "\r")):
-        return line[:-1]
-    return line
+    """Ruby ``Float(str)``; raising means Ruby's ArgumentError (the request is dropped)."""
+    try:
+        return rv.string_to_float(text)
+    except rv.RubyTypeError as exc:
+        raise _Abort(f"ArgumentError: {exc}") from None
 
 
 def _regex_or_abort(source: str, options: int = 0) -> RubyPattern:

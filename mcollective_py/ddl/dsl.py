@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.lexer import Source
 from mcollective_py.ddl.model import (
     DDL,
@@ -53,9 +52,10 @@ from mcollective_py.ddl.parser import (
     Var,
     parse_program,
 )
-from mcollective_py.ddl.rubyvalues import RubyHash, RubyTypeError
 from mcollective_py.errors import DDLError
+from mcollective_py.ruby import values as rv
 from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex
+from mcollective_py.ruby.values import RubyHash, RubyTypeError
 from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
 
 __all__ = ["MCOLLECTIVE_VERSION", "parse_ddl"]

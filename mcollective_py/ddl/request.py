@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.model import INPUT_TYPES, Action, AgentDDL, Input
 from mcollective_py.ddl.validators import (
     Validator,
@@ -42,6 +41,7 @@ from mcollective_py.ddl.validators import (
     typecheck,
 )
 from mcollective_py.errors import UsageError, ValidationError
+from mcollective_py.ruby import values as rv
 from mcollective_py.rubytypes import Regexp, Symbol
 
 __all__ = [

@@ -16,8 +16,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.errors import RegexTimeout
+from mcollective_py.ruby import values as rv
 from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex
 from mcollective_py.rubytypes import Regexp, Symbol
 

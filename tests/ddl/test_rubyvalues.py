@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.dsl import version_compare
+from mcollective_py.ruby import values as rv
 from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex, ruby_match
 from mcollective_py.rubytypes import Regexp, Symbol
 from tests.ddl.conftest import ruby_integration, run_ruby
