@@ -55,7 +55,7 @@ from typing import Any, NoReturn
 
 from .errors import RegexTimeout, SerializationError, UsageError
 from .ruby import values as rv
-from .ruby.regex import RubyPattern, RubyRegexError, compile_ruby_regex
+from .ruby.regex import FILTER_TIMEOUT, RubyPattern, RubyRegexError, compile_ruby_regex
 from .rubytypes import Regexp, Symbol
 
 __all__ = [
@@ -131,7 +131,7 @@ def _ruby_float(text: str) -> float:
 
 def _regex_or_abort(source: str, options: int = 0) -> RubyPattern:
     try:
-        return compile_ruby_regex(source, options)
+        return compile_ruby_regex(source, options, timeout=FILTER_TIMEOUT)
     except RubyRegexError as exc:
         raise _Abort(f"RegexpError: /{source}/: {exc}") from None
 

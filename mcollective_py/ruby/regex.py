@@ -26,9 +26,11 @@ Ruby semantics reproduced (each checked against real ``ruby`` in
 Refused as unsupported (:class:`RubyRegexError` with ``unsupported=True``): class
 intersection ``&&``, a negated nested class, the absent operator ``(?~..)``.
 
-Time: every match runs with a budget (:data:`DEFAULT_TIMEOUT` seconds, or the ``timeout``
-given); running out raises :class:`~mcollective_py.errors.RegexTimeout`, is logged and
-counted (:func:`timeouts`).  Callers turn it into a clear failure (filter: no match with
+Time: every match runs with a budget (:data:`DEFAULT_TIMEOUT` seconds, :data:`FILTER_TIMEOUT`
+for wire filters, or the ``timeout`` given); running out raises
+:class:`~mcollective_py.errors.RegexTimeout`, is logged and counted (:func:`timeouts`), and
+the pattern is then refused at once for :data:`REFUSE_FOR` seconds, so a sender repeating
+a catastrophic pattern costs one budget, not one per message.  Callers turn it into a clear failure (filter: no match with
 a reason; DDL validation: a refused input; healthcheck: a failed check).
 """
 
@@ -38,6 +40,8 @@ import functools
 import logging
 import re
 import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import regex as _regex
@@ -47,6 +51,8 @@ from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "FILTER_TIMEOUT",
+    "REFUSE_FOR",
     "RubyPattern",
     "RubyRegexError",
     "compile_ruby_regex",
@@ -73,25 +79,56 @@ class RubyRegexError(re.error):
         self.unsupported = unsupported
 
 
+#: Seconds a wire filter regex may run: filters are checked on the daemon's receiving
+#: thread, so their budget is tighter than the one for agents' patterns.  (The regex module
+#: counts CPU time: on a loaded machine the wall time is longer.)
+FILTER_TIMEOUT = 0.05
+
+#: A pattern that ran out of time is refused at once for this many seconds (so a sender
+#: repeating it costs nothing more), remembering at most ``_REMEMBER`` patterns.
+REFUSE_FOR = 600.0
+_REMEMBER = 1024
+
 _timeout_lock = threading.Lock()
 _timeout_count = 0
+_refused: OrderedDict[tuple[str, int], float] = OrderedDict()
 
 
 def timeouts() -> int:
-    """How many matches ran out of time in this process so far."""
+    """How many matches ran out of time, or were refused as known to, in this process."""
     return _timeout_count
 
 
-def _count_timeout(source: str, seconds: float, subject_len: int) -> RegexTimeout:
+def _count_timeout(source: str, options: int, seconds: float, subject_len: int) -> RegexTimeout:
     global _timeout_count
     with _timeout_lock:
         _timeout_count += 1
+        _refused[(source, options)] = time.monotonic() + REFUSE_FOR
+        _refused.move_to_end((source, options))
+        while len(_refused) > _REMEMBER:
+            _refused.popitem(last=False)
     log.warning(
-        "regex /%s/ ran out of its %.2f s budget on a %d-character value; treated as a failure",
+        "regex /%s/ ran out of its %.2f s budget on a %d-character value; treated as a "
+        "failure, and refused at once for the next %d s",
         source[:200],
         seconds,
         subject_len,
+        REFUSE_FOR,
     )
+    return RegexTimeout(source, seconds)
+
+
+def _known_to_time_out(source: str, options: int, seconds: float) -> RegexTimeout | None:
+    global _timeout_count
+    with _timeout_lock:
+        until = _refused.get((source, options))
+        if until is None:
+            return None
+        if until < time.monotonic():
+            del _refused[(source, options)]
+            return None
+        _timeout_count += 1
+    log.debug("regex /%s/ refused: it ran out of time recently", source[:200])
     return RegexTimeout(source, seconds)
 
 
@@ -425,28 +462,37 @@ class RubyPattern:
         self.timeout = timeout
 
     def _timed_out(self, text: str) -> RegexTimeout:
-        return _count_timeout(self.source, self.timeout, len(text))
+        return _count_timeout(self.source, self.options, self.timeout, len(text))
+
+    def _check_known(self) -> None:
+        known = _known_to_time_out(self.source, self.options, self.timeout)
+        if known is not None:
+            raise known
 
     def search(self, text: str) -> Any:
         """An unanchored search, like Ruby's ``=~`` / ``String#match``: a match or None."""
+        self._check_known()
         try:
             return self.pattern.search(text, timeout=self.timeout, concurrent=True)
         except TimeoutError:
             raise self._timed_out(text) from None
 
     def fullmatch(self, text: str) -> Any:
+        self._check_known()
         try:
             return self.pattern.fullmatch(text, timeout=self.timeout, concurrent=True)
         except TimeoutError:
             raise self._timed_out(text) from None
 
     def split(self, text: str) -> list[str | None]:
+        self._check_known()
         try:
             return list(self.pattern.split(text, timeout=self.timeout, concurrent=True))
         except TimeoutError:
             raise self._timed_out(text) from None
 
     def sub(self, repl: Any, text: str, count: int = 0) -> str:
+        self._check_known()
         try:
             return str(
                 self.pattern.sub(repl, text, count=count, timeout=self.timeout, concurrent=True)
