@@ -56,7 +56,9 @@ __all__ = [
     "validate_request",
 ]
 
-_CLI_ARGUMENT = re.compile(r"^(.+?)=(.+)$", re.MULTILINE)
+# Ruby's /^(.+?)=(.+)$/, except that the value runs to the end of the argument: Ruby cuts
+# it at the first newline, we pass a multi-line value through intact.
+_CLI_ARGUMENT = re.compile(r"^([^\n]+?)=(.+)\Z", re.MULTILINE | re.DOTALL)
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _FLOAT = re.compile(r"^[0-9]+\.[0-9]+$", re.MULTILINE)
@@ -90,8 +92,10 @@ def _show(value: Any) -> str:
 def parse_cli_argument(text: str) -> tuple[str, str]:
     """Split one ``key=value`` command-line argument like ``mco rpc`` does.
 
-    Raises :class:`~mcollective_py.errors.UsageError` when it does not match
-    ``/^(.+?)=(.+)$/`` (for example ``key=`` or ``=value``).
+    The key is found as Ruby's ``/^(.+?)=(.+)$/`` finds it (the first line holding a
+    ``=``); the value is everything after that ``=``, newlines included (``mco`` keeps only
+    the rest of that line).  Raises :class:`~mcollective_py.errors.UsageError` when there
+    is no such key or the value is empty (for example ``key=`` or ``=value``).
     """
     m = _CLI_ARGUMENT.search(text)
     if m is None:
