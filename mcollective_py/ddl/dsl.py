@@ -44,9 +44,12 @@ from mcollective_py.ddl.parser import (
     Block,
     Call,
     HashLit,
+    If,
     Lit,
+    Logic,
     Neg,
     Node,
+    Not,
     RegexLit,
     Str,
     Var,
@@ -71,6 +74,42 @@ _METADATA_KEYS = ("name", "description", "author", "license", "version", "url", 
 _CAPABILITIES = ("classes", "facts", "identity", "agents", "compound")
 _MAX_STRING = 1_000_000
 _MAX_DEPTH = 100
+
+
+# What Ruby 2.12.5's DDL objects answer ``respond_to?`` with: the public methods of each DDL
+# class beyond Object's (DDL::AgentDDL.public_instance_methods - Object.public_instance_methods),
+# and Object's own public methods (Ruby 3.1 with MCollective loaded).
+_BASE_METHODS = (
+    "entities findddlfile help input loadddlfile meta metadata output pluginname plugintype "
+    "requirements requires template_for_plugintype usage validate_input_argument "
+    "validate_requirements"
+).split()
+_RESPONDS_TO = {
+    "base": frozenset(_BASE_METHODS),
+    "agent": frozenset(
+        _BASE_METHODS
+        + (
+            "action action_interface actions aggregate is_function? method_missing "
+            "set_default_input_arguments summarize symbolize_basic_input_arguments "
+            "validate_rpc_request"
+        ).split()
+    ),
+    "data": frozenset(_BASE_METHODS + ["dataquery", "dataquery_interface"]),
+    "discovery": frozenset(_BASE_METHODS + ["capabilities", "discovery", "discovery_interface"]),
+}
+_OBJECT_METHODS = frozenset(
+    (
+        "! != !~ <=> == === =~ __id__ __send__ class clone define_singleton_method display dup "
+        "enum_for eql? equal? extend freeze frozen? hash inspect instance_eval instance_exec "
+        "instance_of? instance_variable_defined? instance_variable_get instance_variable_set "
+        "instance_variables is_a? itself kind_of? method methods nil? object_id pretty_inspect "
+        "pretty_print pretty_print_cycle pretty_print_inspect pretty_print_instance_variables "
+        "private_methods protected_methods public_method public_methods public_send "
+        "remove_instance_variable respond_to? send singleton_class singleton_method "
+        "singleton_methods systemu taint tainted? tap then to_enum to_json to_s trust untaint "
+        "untrust untrusted? yield_self"
+    ).split()
+)
 
 
 class _Scope:
@@ -198,10 +237,24 @@ class _Interpreter:
             return self.binop(node, self.eval(node.left, scope), self.eval(node.right, scope))
         if isinstance(node, Call):
             return self.call(node, scope)
+        if isinstance(node, If):
+            branch = node.then if rv.truthy(self.eval(node.cond, scope)) else node.orelse
+            return self.eval_body(branch, scope)
+        if isinstance(node, Not):
+            return not rv.truthy(self.eval(node.operand, scope))
+        if isinstance(node, Logic):
+            left = self.eval(node.left, scope)
+            if rv.truthy(left) == (node.op == "||"):
+                return left
+            return self.eval(node.right, scope)
         raise self.fail(node, f"cannot evaluate {type(node).__name__}")  # pragma: no cover
 
     def binop(self, node: BinOp, left: Any, right: Any) -> Any:
         op = node.op
+        if op == "==":
+            return rv.eq(left, right)
+        if op == "!=":
+            return not rv.eq(left, right)
         try:
             if rv.is_string(left):
                 if op == "+":
@@ -257,6 +310,8 @@ class _Interpreter:
             args = [self.eval(a, scope) for a in node.args]
             return self.method(node, receiver, args, node.block, scope)
         args = [self.eval(a, scope) for a in node.args]
+        if node.name == "respond_to?":
+            return self.respond_to(node, args)
         handler = self._dsl_methods().get(node.name)
         if handler is not None:
             return handler(node, args, node.block, scope)
@@ -272,6 +327,15 @@ class _Interpreter:
             node,
             f"undefined method '{node.name}' ({_article(self.kind)} {self.kind} DDL may call: {known})",
         )
+
+    def respond_to(self, node: Call, args: list[Any]) -> bool:
+        """``respond_to?(:name)`` as Ruby's DDL object answers it (public methods only)."""
+        self.arity(node, args, 1, 2)
+        name = args[0]
+        if not isinstance(name, str):
+            raise self.fail(node, f"respond_to?: {rv.inspect(name)} is not a symbol nor a string")
+        text = str.__str__(name)
+        return text in _RESPONDS_TO.get(self.kind, _RESPONDS_TO["base"]) or text in _OBJECT_METHODS
 
     def _dsl_methods(self) -> dict[str, Callable[[Call, list[Any], Block | None, _Scope], Any]]:
         methods: dict[str, Callable[[Call, list[Any], Block | None, _Scope], Any]] = {
