@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from ..errors import RegexTimeout
+from ..ruby import values as rv
 from ..rubytypes import Regexp
 from .model import CompoundToken, DataPlugin, FStatement
 from .node import (
     _LINE_STARTS_WITH_SLASH,
-    _RUBY_SPACE,
     _Abort,
     _compare,
     _is_numeric,
@@ -26,8 +26,6 @@ from .node import (
     _regex_or_abort,
     _ruby_float,
     _ruby_integer,
-    _ruby_to_s,
-    _split_str,
 )
 
 _STATEMENT_OPERATOR = re.compile(r">=|<=|=|<|>")
@@ -41,7 +39,7 @@ def _eval_statement(node: _Node, statement: str) -> bool:
     if not m:
         return node.has_cf_class(statement)
     operator = m[0]
-    parts = _split_str(statement, operator)
+    parts = rv.split_str(statement, operator)
     name = parts[0] if parts else ""
     value = parts[1] if len(parts) > 1 else None
     if value is None:
@@ -94,10 +92,10 @@ def _eval_fstatement(node: _Node, fs: FStatement) -> bool:
         return not found if fs.operator == "!=~" else found
     right: Any = fs.r_compare
     if isinstance(left, str):
-        right = _ruby_to_s(right)
+        right = rv.to_s(right)
     elif isinstance(right, str):
         if _is_numeric(left):
-            right = right.strip(_RUBY_SPACE)
+            right = right.strip(rv.RUBY_SPACE)
             try:
                 right = _ruby_integer(right)
             except _Abort:
@@ -106,11 +104,11 @@ def _eval_fstatement(node: _Node, fs: FStatement) -> bool:
                 except _Abort:
                     raise _Abort(f"ArgumentError: invalid numeric value: {right}") from None
         elif isinstance(left, bool):
-            right = right.strip(_RUBY_SPACE)
+            right = right.strip(rv.RUBY_SPACE)
             if right not in ("true", "false"):
                 raise _Abort(f"ArgumentError: invalid boolean value: {right}")
             right = right == "true"
-    m = _FSTATEMENT_OPERATOR.search(fs.operator.strip(_RUBY_SPACE))
+    m = _FSTATEMENT_OPERATOR.search(fs.operator.strip(rv.RUBY_SPACE))
     if not m:
         raise _Abort(f"ArgumentError: invalid operator: {fs.operator}")
     return _compare(left, m[1] or "==", right)

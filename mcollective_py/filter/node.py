@@ -26,21 +26,13 @@ class _Abort(Exception):
     """Ruby would raise inside validate_filter?: the daemon drops the request."""
 
 
-_ruby_to_s = rv.to_s
-_split_str = rv.split_str
-_split_re = rv.split_re
-_split_words = rv.split_words
-_chomp = rv.chomp
-_RUBY_SPACE = rv.RUBY_SPACE
-
-
 def normalize_facts(value: Any) -> Any:
     """Ruby ``Facts::Base#normalize_facts``: scalars become strings, containers keep shape."""
     if isinstance(value, (list, tuple)):
         return [normalize_facts(v) for v in value]
     if isinstance(value, Mapping):
-        return {_ruby_to_s(k): normalize_facts(v) for k, v in value.items()}
-    return _ruby_to_s(value)
+        return {rv.to_s(k): normalize_facts(v) for k, v in value.items()}
+    return rv.to_s(value)
 
 
 def _ruby_integer(text: str) -> int:
@@ -97,8 +89,8 @@ class _Node:
     def has_cf_class(self, entry: str) -> bool:
         if _LINE_STARTS_WITH_SLASH.search(entry):
             rx = _regex_or_abort(entry.replace("/", ""))
-            return any(rx.search(_chomp(k)) is not None for k in self.classes)
-        return any(_chomp(k) == entry for k in self.classes)
+            return any(rx.search(rv.chomp(k)) is not None for k in self.classes)
+        return any(rv.chomp(k) == entry for k in self.classes)
 
     def has_fact(self, name: str, value: str, operator: str) -> bool:
         if name not in self.facts:

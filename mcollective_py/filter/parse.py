@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 from ..errors import UsageError
+from ..ruby import values as rv
 from ..ruby.regex import compile_ruby_regex
 from ..rubytypes import Regexp
 from .model import CompoundToken, FactFilter, Filter, FStatement, _rx
-from .node import _RUBY_SPACE, _split_re, _split_str, _split_words
 
 _FLAG_KINDS = {
     "-I": "identity",
@@ -77,7 +77,7 @@ def parse_with(text: str) -> Filter:
     accepts it, otherwise a class.  Returns a Filter holding only ``fact`` and ``cf_class``."""
     facts: list[FactFilter] = []
     classes: list[str] = []
-    for token in _split_words(text):
+    for token in rv.split_words(text):
         try:
             facts.append(parse_fact(token))
         except UsageError:
@@ -142,7 +142,7 @@ class _Scanner:
         while index <= len(self.args):
             self.white_spaces += 1
             ch = self.at(index)
-            if ch is None or ch not in _RUBY_SPACE:
+            if ch is None or ch not in rv.RUBY_SPACE:
                 self.separation_counter += 1
                 return index
             index += 1
@@ -162,7 +162,7 @@ class _Scanner:
             value.append(ch)
 
         def is_space(ch: str | None) -> bool:
-            return ch is not None and ch in _RUBY_SPACE
+            return ch is not None and ch in rv.RUBY_SPACE
 
         try:
             if at(j) == "/":
@@ -371,7 +371,7 @@ _QUOTE_SPLIT = re.compile(r"('|\")")
 
 def _function_hash(call: str) -> FStatement:
     """Ruby ``Matcher.create_function_hash``: ``fstat("/tmp").size>0`` -> FStatement."""
-    parts = _split_re(call, _FUNC_SPLIT)
+    parts = rv.split_re(call, _FUNC_SPLIT)
     r_compare: str | None = parts.pop() if parts else None
     operator: str | None = parts.pop() if parts else None
     func = "".join(parts)
@@ -379,7 +379,7 @@ def _function_hash(call: str) -> FStatement:
     if _FUNC_WITH_CALL.search(func):
         target = func
     else:
-        dotted = _split_str(func, ".")
+        dotted = rv.split_str(func, ".")
         output = dotted.pop() if dotted else None
         target = ".".join(dotted)
     r_value: str | Regexp | None = r_compare
@@ -395,7 +395,7 @@ def _function_hash(call: str) -> FStatement:
         r_value = Regexp(source, 16 if not source.isascii() else 0, ascii=source.isascii())
     elif operator == "=":
         operator = "=="
-    name_params = _split_str(target, "(")
+    name_params = rv.split_str(target, "(")
     name = name_params[0] if name_params else None
     params: str | None = name_params[1] if len(name_params) > 1 else None
     if params == ")":
@@ -406,7 +406,7 @@ def _function_hash(call: str) -> FStatement:
             "write it as plugin('argument').output<op>value, e.g. fstat('/tmp').size>0"
         )
     else:
-        quotes = _split_re(params.replace(")", ""), _QUOTE_SPLIT)
+        quotes = rv.split_re(params.replace(")", ""), _QUOTE_SPLIT)
         for i, item in enumerate(quotes):
             if "'" in item or '"' in item:
                 del quotes[i]

@@ -20,7 +20,17 @@ from typing import Any
 
 from mcollective_py.rubytypes import Regexp, Symbol, float_to_s
 
-__all__ = ["CUT_MARK", "DEFAULT_BUDGET", "Budget", "inspect", "inspect_text"]
+__all__ = [
+    "CUT_MARK",
+    "DEFAULT_BUDGET",
+    "Budget",
+    "escape_slashes",
+    "inspect",
+    "inspect_text",
+    "is_hash",
+    "keyword",
+    "scalar",
+]
 
 #: What ends a text cut short by its budget (not valid Ruby, on purpose).
 CUT_MARK = "…(cut: inspect budget reached)"
@@ -106,14 +116,18 @@ def escape_slashes(source: str) -> str:
     return "".join(out)
 
 
+def keyword(value: Any) -> str | None:
+    """``"nil"``, ``"true"``, ``"false"`` for None, True, False (by identity); else None."""
+    if value is None or value is True or value is False:
+        return {None: "nil", True: "true", False: "false"}[value]
+    return None
+
+
 def scalar(value: Any) -> str:
     """``inspect`` of a value that is not an Array or Hash."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    literal = keyword(value)
+    if literal is not None:
+        return literal
     if isinstance(value, Symbol):
         text = str.__str__(value)
         return f":{text}" if _SIMPLE_SYMBOL.match(text) else f":{inspect_text(text)}"

@@ -42,6 +42,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import regex as _regex
@@ -461,44 +462,28 @@ class RubyPattern:
         self.pattern = pattern
         self.timeout = timeout
 
-    def _timed_out(self, text: str) -> RegexTimeout:
-        return _count_timeout(self.source, self.options, self.timeout, len(text))
-
-    def _check_known(self) -> None:
+    def _run(self, text: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)`` of the compiled pattern, within the budget."""
         known = _known_to_time_out(self.source, self.options, self.timeout)
         if known is not None:
             raise known
+        try:
+            return method(*args, timeout=self.timeout, concurrent=True, **kwargs)
+        except TimeoutError:
+            raise _count_timeout(self.source, self.options, self.timeout, len(text)) from None
 
     def search(self, text: str) -> Any:
         """An unanchored search, like Ruby's ``=~`` / ``String#match``: a match or None."""
-        self._check_known()
-        try:
-            return self.pattern.search(text, timeout=self.timeout, concurrent=True)
-        except TimeoutError:
-            raise self._timed_out(text) from None
+        return self._run(text, self.pattern.search, text)
 
     def fullmatch(self, text: str) -> Any:
-        self._check_known()
-        try:
-            return self.pattern.fullmatch(text, timeout=self.timeout, concurrent=True)
-        except TimeoutError:
-            raise self._timed_out(text) from None
+        return self._run(text, self.pattern.fullmatch, text)
 
     def split(self, text: str) -> list[str | None]:
-        self._check_known()
-        try:
-            return list(self.pattern.split(text, timeout=self.timeout, concurrent=True))
-        except TimeoutError:
-            raise self._timed_out(text) from None
+        return list(self._run(text, self.pattern.split, text))
 
     def sub(self, repl: Any, text: str, count: int = 0) -> str:
-        self._check_known()
-        try:
-            return str(
-                self.pattern.sub(repl, text, count=count, timeout=self.timeout, concurrent=True)
-            )
-        except TimeoutError:
-            raise self._timed_out(text) from None
+        return str(self._run(text, self.pattern.sub, repl, text, count=count))
 
     @property
     def groups(self) -> int:

@@ -425,12 +425,9 @@ def chomp(line: str) -> str:
 
 def class_name(value: Any) -> str:
     """Ruby class name of a value as used in messages (`Integer`, `nil`, `Hash`...)."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    literal = _inspect.keyword(value)
+    if literal is not None:
+        return literal
     if _is_int(value):
         return "Integer"
     if isinstance(value, float):
