@@ -42,6 +42,7 @@ from mcollective_py.ddl.validators import (
 )
 from mcollective_py.errors import UsageError, ValidationError
 from mcollective_py.ruby import values as rv
+from mcollective_py.ruby.inspect import Budget, inspect
 from mcollective_py.rubytypes import Regexp, Symbol
 
 __all__ = [
@@ -81,8 +82,13 @@ class Problem:
     ruby_message: str
 
 
+_SHOW_BUDGET = Budget(chars=200, nodes=200)
+
+
 def _show(value: Any) -> str:
-    text = rv.inspect(value)
+    """A value as a message shows it: its inspect, cut to 80 characters (walking no more of
+    the value than that needs, however large it is)."""
+    text = inspect(value, _SHOW_BUDGET)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

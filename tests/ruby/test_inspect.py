@@ -81,3 +81,24 @@ def test_ddl_messages_use_the_budget() -> None:
 @pytest.mark.parametrize("budget", [Budget(chars=0, nodes=10), Budget(chars=10, nodes=0)])
 def test_zero_budgets_give_only_the_mark(budget: Budget) -> None:
     assert inspect([1, 2, 3], budget) == CUT_MARK
+
+
+def test_validation_messages_of_shared_reference_values_stay_short() -> None:
+    from mcollective_py.ddl import AgentDDL, parse_ddl
+    from mcollective_py.ddl.request import request_problems
+
+    ddl = parse_ddl(
+        'metadata :name => "t", :description => "d", :author => "a", :license => "l",\n'
+        '         :version => "1", :url => "u", :timeout => 1\n'
+        'action "act", :description => "d" do\n'
+        '  input :x, :prompt => "X", :description => "x", :type => :string,\n'
+        "        :validation => '.', :maxlength => 0, :optional => false\n"
+        "end\n",
+        filename="t.ddl",
+    )
+    assert isinstance(ddl, AgentDDL)
+    CountingList.walks = 0
+    (problem,) = request_problems(ddl, "act", {Symbol("x"): shared_tree(20, kind=CountingList)})
+    assert problem.message.startswith("input 'x': [[[[") and len(problem.message) < 200
+    assert problem.ruby_message == "Cannot validate input x: value should be a string"
+    assert CountingList.walks <= 200  # the message walked only what it shows
