@@ -169,7 +169,7 @@ _ESCAPE_OUTSIDE = {
     "S": "[^ \\t\\n\\v\\f\\r]",
     "h": "[0-9a-fA-F]",
     "H": "[^0-9a-fA-F]",
-    "z": "\\Z",
+    "z": "(?:\\Z)",
     "Z": "(?=\\n?\\Z)",
     "e": "\\x1b",
     "R": "(?:\\r\\n|[\\n\\v\\f\\r\\x85\\u2028\\u2029])",
@@ -183,6 +183,7 @@ _GROUP_OPEN = re.compile(
     r"\(\?(?:<(?![=!])([A-Za-z_]\w*)>|'([A-Za-z_]\w*)'|([imx]*-?[imx]*)([:)]))"
 )
 _OPTION_FLAGS = str.maketrans({"m": "s"})
+_INTERVAL = re.compile(r"\{([0-9]*)(?:(,)([0-9]*))?\}")
 
 
 def _control_char(ch: str) -> str:
@@ -196,6 +197,8 @@ class _Translator:
         self.src = src
         self.i = 0
         self.extended = [extended]  # per open group: is /x in effect here
+        self.named = False  # a named group was seen
+        self.numbered = False  # a numbered back reference or call was seen
 
     def fail(self, message: str, *, unsupported: bool = False) -> RubyRegexError:
         return RubyRegexError(f"{message} in /{self.src}/", unsupported=unsupported)
@@ -245,9 +248,21 @@ class _Translator:
                 raise self.fail(f"invalid group name in \\{d}")
             name = src[i + 3 : end]
             self.i = end + 1
+            if name.lstrip("-").isdigit():
+                self.numbered = True
             if d == "k":
                 return f"(?P={name})" if not name.lstrip("-").isdigit() else f"\\{name}"
             return f"(?&{name})" if not name.isdigit() else f"(?{name})"
+        if d in "123456789":
+            self.numbered = True
+        if d in "AbGK":  # zero-width: grouped, so that a quantifier may follow (Ruby allows it)
+            return f"(?:\\{d})"
+        if d in "pP" and self.i < len(self.src) and self.src[self.i] == "{":
+            end = self.src.find("}", self.i)
+            if end < 0:
+                raise self.fail("invalid character property name")
+            self.i = end + 1
+            return "\\" + d + self.src[i + 2 : end + 1]
         if d in _PASS_OUTSIDE:
             return "\\" + d
         if d.isalpha():  # Ruby treats unknown letter escapes as the letter itself
@@ -361,36 +376,96 @@ class _Translator:
         return ["\\" + d]
 
     # -------------------------------------------------------------------- the pattern
+    def _quantifier(self) -> tuple[str, bool] | None:
+        """The quantifier at the cursor (consumed) and whether it takes a lazy/possessive
+        suffix, or None.  ``{`` that is not an interval is a literal, as in Ruby."""
+        src, i = self.src, self.i
+        c = src[i]
+        if c in "*+?":
+            self.i = i + 1
+            if self.i < len(src) and src[self.i] in "?+":  # lazy / possessive
+                self.i += 1
+            return src[i : self.i], True
+        if c == "{":
+            m = _INTERVAL.match(src, i)
+            if m is None or (m[1] == "" and m[2] is None) or (m[1] == "" and m[3] == ""):
+                return None
+            self.i = m.end()
+            # {n,m}? is lazy; {n}? is (?:x{n})? in Ruby; {..}+ is never possessive in Ruby
+            if m[2] is not None and self.i < len(src) and src[self.i] == "?":
+                self.i += 1
+            return src[i : self.i], True
+        return None
+
     def run(self) -> str:
         src = self.src
         out: list[str] = []
         closers = [0]  # per open group: scoped option groups to close with it
+        opens: list[int] = []  # where each open group starts in ``out``
+        atom: int | None = None  # where the item a quantifier would repeat starts
+        quantified = False  # that item already has a quantifier: Ruby stacks them
         while self.i < len(src):
             c = src[self.i]
+            if self.extended[-1] and c in " \t\n\r\f\v":
+                self.i += 1
+                continue
+            if c in "*+?{":
+                start = self.i
+                found = self._quantifier()
+                if found is not None:
+                    if atom is None:
+                        raise self.fail(f"target of repeat operator is not specified at {start}")
+                    if quantified:  # a** is (?:a*)* in Ruby
+                        out.insert(atom, "(?:")
+                        out.append(")")
+                    out.append(found[0])
+                    quantified = True
+                    continue
+                out.append("\\{")
+                atom, quantified = len(out) - 1, False
+                self.i += 1
+                continue
+            quantified = False
             if c == "\\":
+                atom = len(out)
                 out.append(self.escape_outside())
             elif c == "[":
+                atom = len(out)
                 out.append(self.char_class())
             elif c == "^":
+                atom = len(out)
                 out.append("(?:\\A|(?<=\\n)(?!\\Z))")  # never after a final newline
                 self.i += 1
             elif c == "(":
+                depth = len(closers)
+                start = len(out)
                 out.append(self._group(closers))
+                if len(closers) > depth:
+                    opens.append(start)
+                atom = None
             elif c == ")":
                 if len(closers) == 1:
                     raise self.fail("unmatched close parenthesis")
                 out.append(")" * (closers.pop() + 1))
                 self.extended.pop()
+                atom = opens.pop()
                 self.i += 1
             elif c == "#" and self.extended[-1]:  # an /x comment runs to the end of the line
                 end = src.find("\n", self.i)
                 self.i = len(src) if end < 0 else end
+            elif c == "$":
+                atom = len(out)
+                out.append("(?:$)")
+                self.i += 1
             else:
+                atom = None if c == "|" else len(out)
                 out.append(c)
                 self.i += 1
         if len(closers) != 1:
             raise self.fail("end pattern with unmatched parenthesis")
         out.append(")" * closers[0])
+        if self.named and self.numbered:
+            raise self.fail("numbered backref/call is not allowed. (use name)")
         return "".join(out)
 
     def _flags(self, spec: str) -> str:
@@ -428,6 +503,7 @@ class _Translator:
         self.extended.append(self.extended[-1])
         if m and (m[1] or m[2]):
             self.i = m.end()
+            self.named = True
             return f"(?P<{m[1] or m[2]}>"
         if m:
             self.i = m.end()

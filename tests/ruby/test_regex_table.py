@@ -19,7 +19,7 @@ import pytest
 
 from mcollective_py.ddl import validators
 from mcollective_py.filter import FactFilter, Filter, check
-from mcollective_py.ruby.regex import ruby_match
+from mcollective_py.ruby.regex import RubyRegexError, ruby_match
 from mcollective_py.rubytypes import Regexp
 
 RUBY = shutil.which("ruby")
@@ -109,6 +109,19 @@ TABLE: list[tuple[str, int, str]] = [
     (r"\R", 0, "a\r\nb"),
     (r"\Gab", 0, "xab"),
     (r"a\Kb", 0, "ab"),
+    # Ruby stacks quantifiers, and {n}? / {n}+ are not lazy / possessive there
+    (r"\Aa**\z", 0, "aaa"),
+    (r"\A(?:ab){2}+\z", 0, "abababab"),
+    (r"\Aa{2}?\z", 0, ""),
+    (r"\Aa{1,3}?b", 0, "aab"),
+    (r"^*x", 0, "x"),
+    (r"\A\p{L}+\z", IC, "ÉcOle"),
+    (r"a{x}", 0, "a{x}"),
+    # a numbered back reference next to a named group is an error in Ruby
+]
+REFUSED: list[tuple[str, int, str]] = [
+    (r"(?<n>a)\1", 0, "aa"),
+    (r"a|*b", 0, "b"),
 ]
 # fmt: on
 
@@ -151,6 +164,10 @@ def _filter_verdict(source: str, options: int, text: str) -> bool:
     return verdict.matched
 
 
+def _ddl_problem(source: str, options: int, text: str) -> str:
+    return validators.regex(text, Regexp(source, options)) or ""
+
+
 def _ddl_verdict(source: str, options: int, text: str) -> bool:
     problem = validators.regex(text, Regexp(source, options))
     assert problem is None or problem.startswith("value should match"), problem
@@ -159,6 +176,20 @@ def _ddl_verdict(source: str, options: int, text: str) -> bool:
 
 def test_table_is_big_enough() -> None:
     assert len(TABLE) >= 40
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", REFUSED, ids=[repr(c) for c in REFUSED])
+def test_patterns_ruby_refuses_are_refused(case: tuple[str, int, str]) -> None:
+    source, options, text = case
+    proc = subprocess.run(
+        [RUBY or "ruby", "-e", _ORACLE], input=json.dumps([case]), capture_output=True,
+        text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert str(json.loads(proc.stdout)[0]).startswith("error: ")
+    with pytest.raises(RubyRegexError):
+        ruby_match(source, options, text)
+    assert _ddl_problem(source, options, text).startswith("validation regex")
 
 
 @pytest.mark.integration
