@@ -198,6 +198,10 @@ class _Writer:
                 self.write("=>")
                 self.value(v)
             self.write("}")
+        elif isinstance(value, (str, bytes)) and not isinstance(value, Symbol):
+            room = self.budget.chars - self.chars
+            # the inspect of a prefix is a prefix of the inspect: never escape more than fits
+            self.write(scalar(value[: room + 1] if len(value) > room else value))
         else:
             self.write(scalar(value))
 

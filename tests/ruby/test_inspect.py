@@ -102,3 +102,11 @@ def test_validation_messages_of_shared_reference_values_stay_short() -> None:
     assert problem.message.startswith("input 'x': [[[[") and len(problem.message) < 200
     assert problem.ruby_message == "Cannot validate input x: value should be a string"
     assert CountingList.walks <= 200  # the message walked only what it shows
+
+
+def test_a_long_string_is_cut_like_its_full_inspect() -> None:
+    text = "é\n" * 5000
+    full = inspect(text, Budget(chars=10**9, nodes=10))
+    cut = inspect(text, Budget(chars=301, nodes=10))
+    assert cut == full[:301] + CUT_MARK
+    assert inspect(Symbol("a" * 50), Budget(chars=10, nodes=10)) == ":aaaaaaaaa" + CUT_MARK
