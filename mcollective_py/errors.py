@@ -8,6 +8,7 @@
     ├── DDLError                     exit 2   a .ddl file could not be parsed or is inconsistent
     ├── MarshalError                 exit 2   bytes are not valid Ruby Marshal 4.8 (or exceed limits)
     ├── SerializationError           exit 2   a value cannot be serialized / a body cannot be decoded
+    ├── RegexTimeout                 exit 2   a Ruby regex ran out of its time budget
     ├── SecurityError                exit 1   a message failed its security check
     │   ├── DigestMismatch                    psk hash / ssl signature does not verify
     │   ├── MessageExpired                    msgtime + ttl is in the past
@@ -64,6 +65,23 @@ class SerializationError(MCollectiveError):
     """A value could not be serialized, or a message body could not be decoded."""
 
     exit_code = 2
+
+
+class RegexTimeout(MCollectiveError):
+    """A Ruby regex (filter, DDL validation, policy, healthcheck) ran out of its time budget.
+
+    ``source`` is the pattern, ``seconds`` the budget it exceeded.
+    """
+
+    exit_code = 2
+
+    def __init__(self, source: str, seconds: float) -> None:
+        self.source = source
+        self.seconds = seconds
+        super().__init__(
+            f"regex /{source[:200]}/ took longer than {seconds:g} s and was abandoned; "
+            "simplify it (avoid nested or overlapping repetition such as (a|aa)+)"
+        )
 
 
 class SecurityError(MCollectiveError):

@@ -22,7 +22,8 @@ from typing import Any
 
 from .results import NodeReply, PingReply, Results
 from .rpc import StatusCode
-from .rubytypes import AsciiString, EncodedString, Symbol, float_to_s, inspect
+from .ruby.inspect import CUT_MARK, DEFAULT_BUDGET, Budget, inspect, is_hash
+from .rubytypes import AsciiString, EncodedString, Symbol, float_to_s
 
 # ---------------------------------------------------------------- colours
 _COLORS = {
@@ -63,33 +64,65 @@ class _Group:
     parts: tuple[Any, ...]
 
 
-def _doc(value: Any) -> Any:
-    if isinstance(value, (list, tuple)) and value:
-        parts: list[Any] = [_Text("[")]
-        for i, v in enumerate(value):
-            if i:
-                parts += [_Text(","), _Break()]
-            parts.append(_doc(v))
-        parts.append(_Text("]"))
-        return _Group(1, tuple(parts))
-    if isinstance(value, dict) and value:
-        parts = [_Text("{")]
-        for i, (k, v) in enumerate(value.items()):
-            if i:
-                parts += [_Text(","), _Break()]
-            parts.append(_Group(0, (_doc(k), _Text("=>"), _Group(1, (_Break(""), _doc(v))))))
-        parts.append(_Text("}"))
-        return _Group(1, tuple(parts))
-    if isinstance(value, str) and not isinstance(value, Symbol):
-        lines = re.findall(r"[^\n]*\n|[^\n]+", str.__str__(value))  # Ruby's String#lines
-        if len(lines) > 1:  # Ruby's String#pretty_print: "a\n" + "b"
-            parts = []
-            for i, line in enumerate(lines):
+class _DocBuilder:
+    """Builds the document of a value, stopping once the inspect budget is spent.
+
+    The budget is counted while walking (values visited, characters of text), so a value
+    built from shared references costs time in the budget, not in its expanded size.
+    """
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.nodes = 0
+        self.chars = 0
+        self.cut = False
+
+    def _text(self, s: str) -> _Text:
+        self.chars += len(s)
+        if self.chars > self.budget.chars:
+            self.cut = True
+            return _Text(s[: max(0, len(s) - (self.chars - self.budget.chars))])
+        return _Text(s)
+
+    def doc(self, value: Any) -> Any:
+        self.nodes += 1
+        if self.cut or self.nodes > self.budget.nodes:
+            self.cut = True
+            return _Text("")
+        if isinstance(value, (list, tuple)) and value:
+            parts: list[Any] = [self._text("[")]
+            for i, v in enumerate(value):
+                if self.cut:
+                    break
                 if i:
-                    parts += [_Text(" +"), _Break()]
-                parts.append(_Text(inspect(line)))
-            return _Group(0, tuple(parts))
-    return _Text(inspect(value))
+                    parts += [self._text(","), _Break()]
+                parts.append(self.doc(v))
+            parts.append(self._text("]"))
+            return _Group(1, tuple(parts))
+        if is_hash(value) and value:
+            parts = [self._text("{")]
+            for i, (k, v) in enumerate(value.items()):
+                if self.cut:
+                    break
+                if i:
+                    parts += [self._text(","), _Break()]
+                key = self.doc(k)
+                arrow = self._text("=>")
+                parts.append(_Group(0, (key, arrow, _Group(1, (_Break(""), self.doc(v))))))
+            parts.append(self._text("}"))
+            return _Group(1, tuple(parts))
+        if isinstance(value, str) and not isinstance(value, Symbol):
+            lines = re.findall(r"[^\n]*\n|[^\n]+", str.__str__(value))  # Ruby's String#lines
+            if len(lines) > 1:  # Ruby's String#pretty_print: "a\n" + "b"
+                parts = []
+                for i, line in enumerate(lines):
+                    if self.cut:
+                        break
+                    if i:
+                        parts += [self._text(" +"), _Break()]
+                    parts.append(self._text(inspect(line)))
+                return _Group(0, tuple(parts))
+        return self._text(inspect(value))
 
 
 def _flat_width(doc: Any) -> int:
@@ -100,12 +133,17 @@ def _flat_width(doc: Any) -> int:
     return sum(_flat_width(p) for p in doc.parts)
 
 
-def pretty_inspect(value: Any, width: int = 79) -> str:
-    """Ruby's ``pretty_inspect`` without the trailing newline (``PP.pp`` into a String)."""
+def pretty_inspect(value: Any, width: int = 79, budget: Budget = DEFAULT_BUDGET) -> str:
+    """Ruby's ``pretty_inspect`` without the trailing newline (``PP.pp`` into a String).
+
+    Stops once ``budget`` is spent and ends with :data:`~mcollective_py.ruby.inspect.CUT_MARK`.
+    """
     out: list[str] = []
     col = 0
+    builder = _DocBuilder(budget)
+    root = builder.doc(value)
     # stack items: (indent, flat?, doc); processed left to right
-    stack: list[tuple[int, bool, Any]] = [(0, False, _Group(0, (_doc(value),)))]
+    stack: list[tuple[int, bool, Any]] = [(0, False, _Group(0, (root,)))]
 
     def fits(rest_width: int, items: list[tuple[int, bool, Any]]) -> bool:
         # Does everything up to the next possible line break fit in rest_width?
@@ -145,7 +183,7 @@ def pretty_inspect(value: Any, width: int = 79) -> str:
                 as_flat = fits(width - col, stack + trial)
                 for p in reversed(d.parts):
                     stack.append((ind + d.indent, as_flat, p))
-    return "".join(out)
+    return "".join(out) + (CUT_MARK if builder.cut else "")
 
 
 def display_value(value: Any) -> str:

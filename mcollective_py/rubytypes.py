@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import decimal
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,62 +131,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- Ruby inspect / to_s
-_SIMPLE_SYMBOL = re.compile(
-    r"^(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>!~^&|]|\*\*|<=>|==|===|=~|!=|!~|<<|>>|<=|>=|\+@|-@)$"
-)
-# What Ruby (Onigmo's "print" class) escapes in a UTF-8 String's inspect: controls (but
-# U+0085), surrogates, unassigned, line/paragraph separators.  Ruby 3.1 knows Unicode 13;
-# characters assigned later are escaped by Ruby and shown by us.
-_UNPRINTABLE = frozenset(("Cc", "Cs", "Cn", "Zl", "Zp"))
-_ESCAPES = {
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\f": "\\f",
-    "\v": "\\v",
-    "\a": "\\a",
-    "\b": "\\b",
-    "\x1b": "\\e",
-    '"': '\\"',
-    "\\": "\\\\",
-}
-
-
-def _inspect_text(s: str) -> str:
-    out = ['"']
-    n = len(s)
-    for i, ch in enumerate(s):
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch == "#" and i + 1 < n and s[i + 1] in "{$@":
-            out.append("\\#")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        elif unicodedata.category(ch) in _UNPRINTABLE and ch != "\x85":
-            out.append(f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\u{{{ord(ch):X}}}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _inspect_bytes(b: bytes) -> str:
-    out = ['"']
-    for i, byte in enumerate(b):
-        ch = chr(byte)
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ch == "#" and i + 1 < len(b) and chr(b[i + 1]) in "{$@":
-            out.append("\\#")
-        elif 0x20 <= byte < 0x7F:
-            out.append(ch)
-        else:
-            out.append(f"\\x{byte:02X}")
-    out.append('"')
-    return "".join(out)
-
-
+# ---------------------------------------------------------------- Ruby Float#to_s
 def float_to_s(x: float) -> str:
     """Ruby's ``Float#to_s``: shortest round-trip digits, fixed notation for exponents
     -4 < e <= 16, otherwise ``d.ddde+XX``."""
@@ -213,43 +156,11 @@ def float_to_s(x: float) -> str:
 
 
 def inspect(value: Any) -> str:
-    """Ruby 3.1's ``inspect`` of a decoded value (one line)."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, Symbol):
-        text = str.__str__(value)
-        return f":{text}" if _SIMPLE_SYMBOL.match(text) else f":{_inspect_text(text)}"
-    if isinstance(value, bytes):
-        return _inspect_bytes(value)
-    if isinstance(value, str):
-        return _inspect_text(str.__str__(value))
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return float_to_s(value)
-    if isinstance(value, Regexp):
-        flags = "".join(c for bit, c in ((4, "m"), (1, "i"), (2, "x")) if value.options & bit)
-        return f"/{_escape_slashes(value.source)}/{flags}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(inspect(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{inspect(k)}=>{inspect(v)}" for k, v in value.items()) + "}"
-    return _inspect_text(str(value))
+    """Ruby 3.1's ``inspect`` of a decoded value (one line), within the default budget.
 
+    The implementation is :func:`mcollective_py.ruby.inspect.inspect`; this name stays for
+    the callers that only need ``rubytypes``.
+    """
+    from mcollective_py.ruby.inspect import inspect as _inspect
 
-def _escape_slashes(source: str) -> str:
-    """Regexp#inspect writes an unescaped ``/`` in the source as ``\\/``."""
-    out = []
-    i = 0
-    while i < len(source):
-        if source[i] == "\\" and i + 1 < len(source):
-            out.append(source[i : i + 2])
-            i += 2
-            continue
-        out.append("\\/" if source[i] == "/" else source[i])
-        i += 1
-    return "".join(out)
+    return _inspect(value)

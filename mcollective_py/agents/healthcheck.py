@@ -52,7 +52,9 @@ from typing import Any
 import requests
 
 from ..ddl import AgentDDL
+from ..errors import RegexTimeout
 from ..masking import mask_text, mask_url
+from ..ruby.regex import RubyRegexError, compile_ruby_regex
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
 from . import process
 from .inputs import arg
@@ -339,9 +341,9 @@ class Healthcheck(Agent):
         pattern = arg(self.ddl, req, "body_regex")
         field_path = arg(self.ddl, req, "json_field")
         wanted = arg(self.ddl, req, "json_value")
-        try:
-            regex = re.compile(pattern, re.MULTILINE) if pattern else None
-        except re.error as exc:
+        try:  # a Ruby regex, matched with a time budget: a sender's pattern cannot stall us
+            regex = compile_ruby_regex(pattern) if pattern else None
+        except RubyRegexError as exc:
             raise InvalidData(
                 f"body_regex {pattern!r} is not a valid regular expression: {exc}"
             ) from None
@@ -367,7 +369,11 @@ class Healthcheck(Agent):
                     )
                 found.append(f"body contains {contains!r}")
             if regex is not None:
-                if not regex.search(body):
+                try:
+                    matched = regex.search(body)
+                except RegexTimeout as exc:
+                    return Outcome(False, f"{found[0]}, but body_regex failed: {exc}", data)
+                if not matched:
                     return Outcome(
                         False, f"{found[0]}, but the body does not match /{pattern}/", data
                     )

@@ -31,9 +31,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.model import Action
-from mcollective_py.ddl.rubyvalues import RubyHash
+from mcollective_py.ruby import values as rv
+from mcollective_py.ruby.values import RubyHash
 from mcollective_py.rubytypes import Symbol
 
 __all__ = [

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.model import DDL, AgentDDL, DataDDL, DiscoveryDDL, Input, Output
+from mcollective_py.ruby import values as rv
 
 __all__ = ["align_text", "plugin_doc"]
 

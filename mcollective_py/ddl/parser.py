@@ -4,12 +4,15 @@ Supported: method calls with or without parentheses (``input :x, :type => :strin
 ``do |a, b| ... end`` and ``{ |a| ... }`` blocks, receivers and method chains
 (``act.capitalize``, ``%w[a b].each do |act|``), local variable assignment, literals
 (strings with interpolation, symbols, numbers, ``true false nil``, arrays, hashes with
-``=>`` or ``key:`` labels, regexes), ``+ - * / %`` and indexing ``x[0]``.
+``=>`` or ``key:`` labels, regexes), ``+ - * / %`` and indexing ``x[0]``; conditions:
+``if``/``elsif``/``else``/``unless`` ... ``end``, the modifier forms (``stmt if cond``,
+``stmt unless cond``), ``== != && || !`` (Ruby's precedence: ``!`` > ``* / %`` > ``+ -``
+> ``== !=`` > ``&&`` > ``||``) and ``respond_to?(:name)`` (a call like any other).
 Statements end at a newline or ``;`` unless the line ends in a comma, an operator,
 ``=>`` or an open bracket; a line starting with ``.method`` continues the previous one.
 
-Anything else (``if``, ``def``, constants, instance variables, ``==``...) is rejected
-with a ``file:line:column: unsupported Ruby construct ...`` error.
+Anything else (``while``, ``case``, ``def``, constants, instance variables, ``<``, ``and``
+...) is rejected with a ``file:line:column: unsupported Ruby construct ...`` error.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ __all__ = [
     "Block",
     "Call",
     "HashLit",
+    "If",
     "Lit",
+    "Logic",
     "Neg",
     "Node",
+    "Not",
     "RegexLit",
     "Str",
     "Var",
@@ -116,7 +122,7 @@ class Call(Node):
 
 @dataclass(frozen=True)
 class BinOp(Node):
-    """``left op right`` for ``+ - * / %``."""
+    """``left op right`` for ``+ - * / %`` and the comparisons ``== !=``."""
 
     op: str
     left: Node
@@ -130,12 +136,36 @@ class Neg(Node):
     operand: Node
 
 
+@dataclass(frozen=True)
+class Not(Node):
+    """``!operand``."""
+
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Logic(Node):
+    """``left && right`` / ``left || right`` (short-circuit; the value is an operand)."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class If(Node):
+    """``if cond ... else ... end`` (``elsif`` nests an If in ``orelse``; ``unless`` and the
+    modifier forms are written with it too)."""
+
+    cond: Node
+    then: tuple[Node, ...]
+    orelse: tuple[Node, ...]
+
+
 #: How deeply expressions, blocks and brackets may nest (real DDLs use fewer than 10).
 MAX_NESTING = 40
 
 _UNSUPPORTED_KEYWORDS = {
-    "if": "if/unless conditions",
-    "unless": "if/unless conditions",
     "while": "loops other than .each",
     "until": "loops other than .each",
     "for": "loops other than .each",
@@ -256,6 +286,8 @@ class _Parser:
             tok = self.tok
             if self.is_op(";") or tok.nl_before or self._at_closer(closer) or tok.kind == "eof":
                 continue
+            if tok.kind == "kw" and tok.value in ("and", "or", "not", "rescue", "while", "until"):
+                raise self.unsupported(tok, f"'{tok.value}' ({_UNSUPPORTED_KEYWORDS[tok.value]})")
             if tok.kind in _VALUE_TOKEN_KINDS:
                 raise self.expected("',' between arguments, or a newline before the next statement")
             if tok.kind == "op" and tok.value in (")", "]", "}"):
@@ -271,9 +303,12 @@ class _Parser:
             return self.tok.kind == "eof"
         if closer == "end":
             return self.is_kw("end")
+        if closer == "branch":  # the body of an if/elsif branch
+            return self.tok.kind == "kw" and self.tok.value in ("elsif", "else", "end")
         return self.is_op(closer)
 
     def _missing_closer(self, closer: str, opener: Token | None) -> DDLError:
+        closer = "end" if closer == "branch" else closer
         if opener is None:
             return self.expected(f"'{closer}'")
         line, col = self.src.position(opener.offset)
@@ -288,7 +323,7 @@ class _Parser:
                 raise self.expected("a value after '='")
             value = self.parse_expression(allow_do=True, allow_command=True)
             self.scopes[-1].add(tok.value)
-            return Assign(tok.offset, tok.value, value)
+            return self._modifiers(Assign(tok.offset, tok.value, value))
         if tok.kind == "kw" and tok.value == "end":
             raise self.error(
                 tok, "syntax error: unexpected 'end' (there is no open 'do' block to close)"
@@ -302,7 +337,56 @@ class _Parser:
         node = self.parse_expression(allow_do=True, allow_command=True)
         if tok.kind == "ident" and self.is_op("=") and not self.tok.nl_before:
             raise self.error(self.tok, "syntax error: only a plain local variable can be assigned")
+        return self._modifiers(node)
+
+    def _modifiers(self, node: Node) -> Node:
+        """``stmt if cond`` / ``stmt unless cond`` (any number, applied left to right)."""
+        while (
+            self.tok.kind == "kw" and self.tok.value in ("if", "unless") and not self.tok.nl_before
+        ):
+            kw = self.advance()
+            if self.tok.kind == "eof" or self.tok.nl_before:
+                raise self.expected(f"a condition after '{kw.value}'")
+            cond = self.parse_expression()
+            if kw.value == "unless":
+                cond = Not(cond.offset, cond)
+            node = If(kw.offset, cond, (node,), ())
         return node
+
+    def parse_if(self) -> Node:
+        """``if``/``unless`` cond [then] body {``elsif`` cond [then] body} [``else`` body] ``end``."""
+        opener = self.advance()
+        branches: list[tuple[Node, tuple[Node, ...]]] = []
+        while True:
+            if self.tok.kind == "eof":
+                raise self.expected(f"a condition after '{self.tokens[self.pos - 1].value}'")
+            cond = self.parse_expression()
+            if self.is_kw("then"):
+                self.advance()
+            elif self.is_op(";"):
+                self.advance()
+            elif not self.tok.nl_before:
+                raise self.expected("'then' or a newline after the condition")
+            branches.append((cond, self.parse_statements("branch", opener)))
+            if self.is_kw("elsif"):
+                if opener.value == "unless":
+                    raise self.error(self.tok, "syntax error: 'unless' has no 'elsif'")
+                self.advance()
+                continue
+            break
+        orelse: tuple[Node, ...] = ()
+        if self.is_kw("else"):
+            self.advance()
+            orelse = self.parse_statements("end", opener)
+        if not self.is_kw("end"):
+            raise self._missing_closer("end", opener)
+        self.advance()
+        for cond, body in reversed(branches[1:]):
+            orelse = (If(cond.offset, cond, body, orelse),)
+        cond, body = branches[0]
+        if opener.value == "unless":
+            cond = Not(cond.offset, cond)
+        return If(opener.offset, cond, body, orelse)
 
     # ------------------------------------------------------------------ expressions
 
@@ -313,15 +397,38 @@ class _Parser:
                 self.tok, f"nesting deeper than {MAX_NESTING} levels is not supported in a DDL"
             )
         try:
-            node = self.parse_term(allow_do=allow_do, allow_command=allow_command)
-            while self.tok.kind == "op" and self.tok.value in ("+", "-") and not self.tok.nl_before:
-                op = self.advance()
-                right = self.parse_term(allow_do=allow_do)
-                node = BinOp(op.offset, op.value, node, right)
+            node = self._parse_logic(("||", "&&"), allow_do=allow_do, allow_command=allow_command)
             self._reject_operator()
             return node
         finally:
             self.depth -= 1
+
+    def _parse_logic(self, ops: tuple[str, ...], *, allow_do: bool, allow_command: bool) -> Node:
+        """``||`` binds looser than ``&&``, which binds looser than ``== !=``."""
+        if not ops:
+            return self._parse_equality(allow_do=allow_do, allow_command=allow_command)
+        node = self._parse_logic(ops[1:], allow_do=allow_do, allow_command=allow_command)
+        while self.is_op(ops[0]) and not self.tok.nl_before:
+            op = self.advance()
+            right = self._parse_logic(ops[1:], allow_do=allow_do, allow_command=False)
+            node = Logic(op.offset, op.value, node, right)
+        return node
+
+    def _parse_equality(self, *, allow_do: bool, allow_command: bool) -> Node:
+        node = self._parse_additive(allow_do=allow_do, allow_command=allow_command)
+        if self.tok.kind == "op" and self.tok.value in ("==", "!=") and not self.tok.nl_before:
+            op = self.advance()
+            right = self._parse_additive(allow_do=allow_do, allow_command=False)
+            node = BinOp(op.offset, op.value, node, right)
+        return node
+
+    def _parse_additive(self, *, allow_do: bool, allow_command: bool) -> Node:
+        node = self.parse_term(allow_do=allow_do, allow_command=allow_command)
+        while self.tok.kind == "op" and self.tok.value in ("+", "-") and not self.tok.nl_before:
+            op = self.advance()
+            right = self.parse_term(allow_do=allow_do)
+            node = BinOp(op.offset, op.value, node, right)
+        return node
 
     def _reject_operator(self) -> None:
         tok = self.tok
@@ -361,7 +468,16 @@ class _Parser:
         if self.is_op("+"):
             raise self.unsupported(tok, "unary '+'")
         if self.is_op("!"):
-            raise self.unsupported(tok, "operator '!'")
+            self.advance()
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(
+                    tok, f"nesting deeper than {MAX_NESTING} levels is not supported in a DDL"
+                )
+            try:
+                return Not(tok.offset, self.parse_unary(allow_do=allow_do))
+            finally:
+                self.depth -= 1
         return self.parse_postfix(
             self.parse_primary(allow_do=allow_do, allow_command=allow_command), allow_do=allow_do
         )
@@ -475,6 +591,8 @@ class _Parser:
             if tok.value in ("true", "false", "nil"):
                 self.advance()
                 return Lit(tok.offset, {"true": True, "false": False, "nil": None}[tok.value])
+            if tok.value in ("if", "unless"):
+                return self.parse_if()
             if tok.value in ("do", "end", "then", "else", "elsif", "when", "in", "ensure"):
                 raise self.expected("a value", tok)
             raise self.unsupported(

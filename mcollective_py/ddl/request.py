@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
 from mcollective_py.ddl.model import INPUT_TYPES, Action, AgentDDL, Input
 from mcollective_py.ddl.validators import (
     Validator,
@@ -42,6 +41,8 @@ from mcollective_py.ddl.validators import (
     typecheck,
 )
 from mcollective_py.errors import UsageError, ValidationError
+from mcollective_py.ruby import values as rv
+from mcollective_py.ruby.inspect import Budget, inspect
 from mcollective_py.rubytypes import Regexp, Symbol
 
 __all__ = [
@@ -56,7 +57,9 @@ __all__ = [
     "validate_request",
 ]
 
-_CLI_ARGUMENT = re.compile(r"^(.+?)=(.+)$", re.MULTILINE)
+# Ruby's /^(.+?)=(.+)$/, except that the value runs to the end of the argument: Ruby cuts
+# it at the first newline, we pass a multi-line value through intact.
+_CLI_ARGUMENT = re.compile(r"^([^\n]+?)=(.+)\Z", re.MULTILINE | re.DOTALL)
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 _FLOAT = re.compile(r"^[0-9]+\.[0-9]+$", re.MULTILINE)
@@ -79,8 +82,13 @@ class Problem:
     ruby_message: str
 
 
+_SHOW_BUDGET = Budget(chars=200, nodes=200)
+
+
 def _show(value: Any) -> str:
-    text = rv.inspect(value)
+    """A value as a message shows it: its inspect, cut to 80 characters (walking no more of
+    the value than that needs, however large it is)."""
+    text = inspect(value, _SHOW_BUDGET)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -90,8 +98,10 @@ def _show(value: Any) -> str:
 def parse_cli_argument(text: str) -> tuple[str, str]:
     """Split one ``key=value`` command-line argument like ``mco rpc`` does.
 
-    Raises :class:`~mcollective_py.errors.UsageError` when it does not match
-    ``/^(.+?)=(.+)$/`` (for example ``key=`` or ``=value``).
+    The key is found as Ruby's ``/^(.+?)=(.+)$/`` finds it (the first line holding a
+    ``=``); the value is everything after that ``=``, newlines included (``mco`` keeps only
+    the rest of that line).  Raises :class:`~mcollective_py.errors.UsageError` when there
+    is no such key or the value is empty (for example ``key=`` or ``=value``).
     """
     m = _CLI_ARGUMENT.search(text)
     if m is None:

@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mcollective_py.ddl import rubyvalues as rv
-from mcollective_py.ddl.rubyregex import RubyRegexError, compile_ruby_regex
+from mcollective_py.errors import RegexTimeout
+from mcollective_py.ruby import values as rv
+from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex
 from mcollective_py.rubytypes import Regexp, Symbol
 
 __all__ = [
@@ -82,8 +83,8 @@ def length(value: Any, maxlength: int) -> str | None:
 def regex(value: Any, pattern: str | Regexp) -> str | None:
     """Ruby ``value.match(pattern)``: unanchored, ``^``/``$`` are line anchors.
 
-    A pattern this module cannot run (see :mod:`~mcollective_py.ddl.rubyregex`) fails
-    with a message saying so.
+    A pattern we cannot run (see :mod:`~mcollective_py.ruby.regex`), or one that runs out
+    of its time budget, fails with a message saying so.
     """
     if not rv.is_string(value):
         return f"undefined method `match' for {rv.inspect(value)}"
@@ -94,7 +95,11 @@ def regex(value: Any, pattern: str | Regexp) -> str | None:
         compiled = compile_ruby_regex(source, options)
     except RubyRegexError as exc:
         return f"validation regex {rv.to_s(pattern)} cannot be used: {exc}"
-    if compiled.search(value) is None:
+    try:
+        found = compiled.search(value)
+    except RegexTimeout as exc:
+        return f"validation regex {rv.to_s(pattern)} cannot be used: {exc}"
+    if found is None:
         return f"value should match {rv.to_s(pattern)}"
     return None
 

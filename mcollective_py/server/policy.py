@@ -80,7 +80,7 @@ from ..filter import (
     normalize_facts,
     parse_compound,
 )
-from ..rubytypes import inspect as ruby_inspect
+from ..ruby.inspect import inspect as ruby_inspect
 
 log = logging.getLogger(__name__)
 

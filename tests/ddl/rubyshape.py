@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcollective_py.ddl.model import DDL, AgentDDL, DataDDL, DiscoveryDDL, Input, Output
-from mcollective_py.ddl.rubyvalues import float_to_s
+from mcollective_py.ruby.values import float_to_s
 from mcollective_py.rubytypes import Regexp, Symbol
 
 

@@ -340,7 +340,9 @@ def test_cli_conversion_examples() -> None:
         ("a=b", ("a", "b")),
         ("a=b=c", ("a", "b=c")),
         ("==x", ("=", "x")),
-        ("x\nk=v\ny=z", ("k", "v")),
+        ("x\nk=v\ny=z", ("k", "v\ny=z")),  # the key as Ruby finds it; the value intact
+        ("k=abc\n123", ("k", "abc\n123")),
+        ("k=\nabc", ("k", "\nabc")),
     ],
 )
 def test_parse_cli_argument_like_ruby(text: str, expected: tuple[str, str]) -> None:
@@ -434,3 +436,13 @@ def test_reply_defaults() -> None:
         "check_status": None,
     }
     assert all(type(k) is Symbol for k in data)
+
+
+def test_multi_line_values_reach_validation_intact() -> None:
+    # Ruby's validation /^\d+$/ accepts "abc\n123" (line anchors); the CLI must not cut it
+    ddl = parse_ddl(one_input(string_input(r"'^\d+$'")), filename="case.ddl")
+    assert isinstance(ddl, AgentDDL)
+    data = prepare_request(ddl, "act", ["x=abc\n123"])
+    assert data == {Symbol("x"): "abc\n123"}
+    with pytest.raises(ValidationError, match=r"input 'x': .*does not match the pattern"):
+        prepare_request(ddl, "act", ["x=abc\ndef"])

@@ -9,6 +9,7 @@ import pytest
 
 from mcollective_py.ddl import AgentDDL, AggregateCall, DataDDL, DiscoveryDDL, PluginDDL, parse_ddl
 from mcollective_py.errors import DDLError
+from mcollective_py.ruby import values as rv
 from mcollective_py.rubytypes import Regexp, Symbol
 
 META = (
@@ -211,12 +212,16 @@ def test_other_kinds() -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("if true\nend\n", r"unsupported Ruby construct: 'if' \(if/unless conditions\)"),
+        ("while true\nend\n", r"unsupported Ruby construct: 'while' \(loops other than .each\)"),
+        ("x = 1 if true and false\n", r"unsupported Ruby construct: 'and' \(boolean operators\)"),
+        ("unless true then x = 1 elsif false then end\n", r"syntax error: 'unless' has no 'elsif'"),
+        ("if true x = 1\nend\n", r"syntax error: expected 'then' or a newline after the condition"),
         ("def x\nend\n", r"unsupported Ruby construct: 'def' \(method definitions\)"),
         ("File.read('/etc/passwd')\n", r"unsupported Ruby construct: constant 'File'"),
         ("`id`\n", r"backtick command execution is not allowed"),
         ("@x = 1\n", r"unsupported Ruby construct: variable '@x'"),
-        ("x = 1 == 1\n", r"unsupported Ruby construct: operator '=='"),
+        ("x = 1 < 2\n", r"unsupported Ruby construct: operator '<'"),
+        ("x = 1 == 1 == 1\n", r"unsupported Ruby construct: operator '=='"),
         ("x = true ? 1 : 2\n", r"unsupported Ruby construct: operator '\?'"),
         ("x = [1].map(&:to_s)\n", r"unsupported Ruby construct: '&' argument splat"),
         ('x = "#@ivar"\n', r"unsupported Ruby construct: '#@' interpolation"),
@@ -288,3 +293,30 @@ def test_stricter_than_ruby_and_structural_errors(source: str, message: str) -> 
         parse_ddl(source, filename="t.ddl")
     assert message in str(info.value)
     assert str(info.value).startswith("t.ddl:")
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("x = 1 if true", 1),
+        ("x = 1 unless true", None),
+        ("x = if false then 1 elsif nil then 2 else 3 end", 3),
+        ("x = (1 && nil) || 'b'", "b"),
+        ("x = 1 && 2", 2),
+        ("x = !nil && !!1", True),
+        ("x = 1 == 1.0", True),
+        ("x = :a != 'a'", True),
+        ("x = 1 + 1 == 2 && 'a' * 2 == 'aa'", True),
+        ("x = respond_to?(:summarize)", True),
+        ("x = respond_to?('dataquery')", False),
+        ("x = respond_to?(:inspect)", True),
+    ],
+)
+def test_conditions_evaluate_like_ruby(source: str, expected: Any) -> None:
+    ddl = agent(source + '\naction "a", :description => x.inspect do\nend\n')
+    assert ddl.actions["a"].description == rv.inspect(expected)
+
+
+def test_an_unclosed_if_names_its_opener() -> None:
+    with pytest.raises(DDLError, match=r"expected 'end' to close 'if' opened at 3:1"):
+        agent("if true\nx = 1\n")

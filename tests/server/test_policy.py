@@ -363,3 +363,23 @@ def test_every_decision_of_the_table_lands_in_the_audit_log(tmp_path: Path) -> N
         and exact["reason"] == "denied by the policy default of rpcutil.policy"
     )
     assert all(line.endswith("data={:process_results=>true}") for line in lines)
+
+
+def test_a_catastrophic_class_regex_is_bounded_and_denies() -> None:
+    # (a|aa)+X against 40 a's runs for minutes unbounded; the regex budget stops it.  With
+    # its parentheses the column is a compound (as in Ruby), whose errors make it false.
+    from mcollective_py.ruby.regex import timeouts
+
+    before = timeouts()
+    policy = parse_policy("policy default deny\nallow\t*\t*\t*\t/(a|aa)+X/\n", "p.policy")
+    d = authorize(
+        caller="uid=0",
+        agent="p",
+        action="a",
+        facts={},
+        classes=["a" * 40],
+        settings=PolicySettings(),
+        policies={"p": policy},
+    )
+    assert not d.allowed and d.reason == "denied by the policy default of p.policy"
+    assert timeouts() == before + 1

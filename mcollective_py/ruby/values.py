@@ -1,4 +1,4 @@
-"""Ruby value semantics that DDL handling must reproduce exactly.
+"""Ruby value semantics that DDLs, filters and rendering must reproduce exactly.
 
 MCollective evaluates DDL files and prints results with Ruby's own rules; wherever
 our output has to match ``mco`` byte for byte, we follow those rules here instead of
@@ -9,7 +9,9 @@ Python's:
 * :func:`eq` and :func:`hash_key` -- Ruby equality (``==``) and Hash key identity
   (``eql?``): ``1 == 1.0`` but they are different Hash keys; ``true != 1``;
   ``:a != "a"`` (Python conflates all three pairs).
-* :func:`to_i` / :func:`to_f` -- ``String#to_i`` / ``String#to_f`` (lenient prefixes).
+* :func:`to_i` / :func:`to_f` -- ``String#to_i`` / ``String#to_f`` (lenient prefixes);
+  :func:`string_to_integer` / :func:`string_to_float` -- ``Integer(str)`` / ``Float(str)``.
+* :func:`split_str`, :func:`split_words`, :func:`chomp` -- the String methods filters use.
 * :func:`sprintf` -- ``Kernel#format`` as used by aggregate formats.
 * :class:`RubyHash` -- an insertion-ordered Hash keyed by Ruby identity, used while
   evaluating DDL files so that ``"prompt" => x`` is not taken for ``:prompt => x``.
@@ -27,11 +29,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mcollective_py import rubytypes
+from mcollective_py.ruby import inspect as _inspect
 from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
 
 __all__ = [
     "RubyHash",
     "RubyTypeError",
+    "RUBY_SPACE",
+    "chomp",
     "class_name",
     "eq",
     "float_to_s",
@@ -41,7 +46,12 @@ __all__ = [
     "join",
     "plain_dict",
     "regexp_to_s",
+    "split_re",
+    "split_str",
+    "split_words",
     "sprintf",
+    "string_to_float",
+    "string_to_integer",
     "to_f",
     "to_i",
     "to_s",
@@ -197,28 +207,6 @@ def float_to_s(value: float) -> str:
     return rubytypes.float_to_s(value)
 
 
-_SIMPLE_SYMBOL = re.compile(
-    r"\A(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>~!^&|]|\*\*|<=>|==|===|=~|!=|!~|<=|>=|<<|>>|[+-]@)\Z"
-)
-
-_STRING_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\n": "\\n",
-    "\t": "\\t",
-    "\r": "\\r",
-    "\f": "\\f",
-    "\v": "\\v",
-    "\b": "\\b",
-    "\a": "\\a",
-    "\x1b": "\\e",
-}
-
-
-def _inspect_string(text: str) -> str:
-    return rubytypes.inspect(str.__str__(text))
-
-
 def regexp_to_s(regexp: Regexp) -> str:
     """Ruby ``Regexp#to_s``: ``(?-mix:source)`` with the option letters on/off.
 
@@ -236,7 +224,7 @@ def regexp_to_s(regexp: Regexp) -> str:
         source = source[m.end() : -1]
     on = "".join(c for c in "mix" if options & _OPTION_BITS[c])
     off = "".join(c for c in "mix" if not options & _OPTION_BITS[c])
-    return f"(?{on}{'-' + off if off else ''}:{_escape_slashes(source)})"
+    return f"(?{on}{'-' + off if off else ''}:{_inspect.escape_slashes(source)})"
 
 
 _OPTION_BITS = {"i": RE_IGNORECASE, "x": RE_EXTENDED, "m": RE_MULTILINE}
@@ -266,45 +254,9 @@ def _group_closes_at_end(source: str, start: int) -> bool:
     return False
 
 
-def _escape_slashes(source: str) -> str:
-    out = []
-    i = 0
-    while i < len(source):
-        ch = source[i]
-        if ch == "\\" and i + 1 < len(source):
-            out.append(source[i : i + 2])
-            i += 2
-            continue
-        out.append("\\/" if ch == "/" else ch)
-        i += 1
-    return "".join(out)
-
-
 def inspect(value: Any) -> str:
-    """Ruby ``#inspect`` (Ruby 3.1 forms) of a DDL value."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if _is_int(value):
-        return str(value)
-    if isinstance(value, float):
-        return float_to_s(value)
-    if isinstance(value, Symbol):
-        text = str.__str__(value)
-        return f":{text}" if _SIMPLE_SYMBOL.match(text) else f":{_inspect_string(text)}"
-    if isinstance(value, str):
-        return _inspect_string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(inspect(v) for v in value) + "]"
-    if isinstance(value, (dict, RubyHash)):
-        return "{" + ", ".join(f"{inspect(k)}=>{inspect(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, Regexp):
-        flags = "".join(c for c in "mix" if value.options & _OPTION_BITS[c])
-        return f"/{_escape_slashes(value.source)}/{flags}"
-    return repr(value)
+    """Ruby ``#inspect`` (Ruby 3.1 forms) of a value, within the default budget."""
+    return _inspect.inspect(value)
 
 
 def to_s(value: Any) -> str:
@@ -313,6 +265,8 @@ def to_s(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return str.__str__(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, Regexp):
         return regexp_to_s(value)
     return inspect(value)
@@ -350,28 +304,59 @@ def to_f(text: str) -> float:
     return float(m.group(1).replace("_", ""))
 
 
-_STRICT_INT = re.compile(
-    r"\A[ \t\n\v\f\r]*[+-]?(?:0[xX][0-9a-fA-F]+(?:_[0-9a-fA-F]+)*|0[bB][01]+(?:_[01]+)*|0[oO]?[0-7]+(?:_[0-7]+)*|[0-9]+(?:_[0-9]+)*)[ \t\n\v\f\r]*\Z"
+RUBY_SPACE = " \t\n\v\f\r"  # Ruby's \s, and what strip and split(" ") remove
+
+_INT_BODY = re.compile(
+    r"(?P<sign>[+-]?)(?:"
+    r"0[xX](?P<hex>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
+    r"|0[bB](?P<bin>[01]+(?:_[01]+)*)"
+    r"|0[oO](?P<oct>[0-7]+(?:_[0-7]+)*)"
+    r"|0[dD](?P<dec>[0-9]+(?:_[0-9]+)*)"
+    r"|0_?(?P<oct0>[0-7]+(?:_[0-7]+)*)"
+    r"|(?P<plain>[1-9][0-9]*(?:_[0-9]+)*|0))"
 )
-_STRICT_FLOAT = re.compile(
-    r"\A[ \t\n\v\f\r]*[+-]?[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?(?:[eE][+-]?[0-9]+)?[ \t\n\v\f\r]*\Z"
+_FLOAT_DEC = re.compile(
+    r"[+-]?(?:[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?|\.[0-9]+(?:_[0-9]+)*)"
+    r"(?:[eE][+-]?[0-9]+(?:_[0-9]+)*)?"
+)
+_FLOAT_HEX = re.compile(
+    r"(?P<sign>[+-]?)0[xX](?P<int>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
+    r"(?:\.(?P<frac>[0-9a-fA-F]*))?(?:[pP](?P<exp>[+-]?[0-9]+))?"
 )
 
 
-def _parse_integer_literal(text: str) -> int:
-    body = text.strip(" \t\n\v\f\r").replace("_", "")
-    sign = -1 if body.startswith("-") else 1
-    body = body.lstrip("+-")
-    lower = body.lower()
-    if lower.startswith("0x"):
-        return sign * int(body[2:], 16)
-    if lower.startswith("0b"):
-        return sign * int(body[2:], 2)
-    if lower.startswith("0o"):
-        return sign * int(body[2:], 8)
-    if len(body) > 1 and body.startswith("0"):
-        return sign * int(body[1:], 8)
-    return sign * int(body)
+def string_to_integer(text: str) -> int:
+    """Ruby ``Integer(str)``: whitespace around, sign, ``0x 0b 0o 0d`` and ``0`` (octal!).
+
+    Raises :class:`RubyTypeError` with Ruby's message for anything else.
+    """
+    m = _INT_BODY.fullmatch(text.strip(RUBY_SPACE))
+    if not m:
+        raise RubyTypeError(f"invalid value for Integer(): {inspect(text)}")
+    for group, base in (("hex", 16), ("bin", 2), ("oct", 8), ("dec", 10), ("oct0", 8)):
+        if m[group] is not None:
+            number = int(m[group].replace("_", ""), base)
+            break
+    else:
+        number = int(m["plain"].replace("_", ""))
+    return -number if m["sign"] == "-" else number
+
+
+def string_to_float(text: str) -> float:
+    """Ruby ``Float(str)``: decimal with underscores and exponent, or hexadecimal.
+
+    Raises :class:`RubyTypeError` with Ruby's message for anything else.
+    """
+    body = text.strip(RUBY_SPACE)
+    if _FLOAT_DEC.fullmatch(body):
+        return float(body.replace("_", ""))
+    m = _FLOAT_HEX.fullmatch(body)
+    if m:
+        number = float.fromhex(
+            f"0x{m['int'].replace('_', '')}.{m['frac'] or '0'}p{m['exp'] or '0'}"
+        )
+        return -number if m["sign"] == "-" else number
+    raise RubyTypeError(f"invalid value for Float(): {inspect(text)}")
 
 
 def _kernel_integer(value: Any) -> int:
@@ -382,9 +367,7 @@ def _kernel_integer(value: Any) -> int:
             raise RubyTypeError(float_to_s(value))
         return int(value)  # truncates toward zero, like Ruby's sprintf %d
     if is_string(value):
-        if _STRICT_INT.match(value):
-            return _parse_integer_literal(value)
-        raise RubyTypeError(f"invalid value for Integer(): {inspect(value)}")
+        return string_to_integer(value)
     if value is None:
         raise RubyTypeError("can't convert nil into Integer")
     raise RubyTypeError(f"can't convert {class_name(value)} into Integer")
@@ -396,22 +379,55 @@ def _kernel_float(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     if is_string(value):
-        if _STRICT_FLOAT.match(value):
-            return float(value.strip().replace("_", ""))
-        raise RubyTypeError(f"invalid value for Float(): {inspect(value)}")
+        return string_to_float(value)
     if value is None:
         raise RubyTypeError("can't convert nil into Float")
     raise RubyTypeError(f"can't convert {class_name(value)} into Float")
 
 
+# --------------------------------------------------------------------------- Strings
+
+
+def split_str(text: str, sep: str) -> list[str]:
+    """Ruby ``String#split(sep)`` for a non-space String separator (trailing "" dropped)."""
+    if not text:
+        return []
+    parts = text.split(sep)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def split_re(text: str, pattern: re.Pattern[str]) -> list[str]:
+    """Ruby ``String#split(/(re)/)`` with a fixed internal pattern: captures kept, trailing
+    empty fields dropped."""
+    if not text:
+        return []
+    parts = [p or "" for p in pattern.split(text)]
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def split_words(text: str) -> list[str]:
+    """Ruby ``String#split(" ")``: awk-style split on runs of ASCII whitespace."""
+    return [w for w in re.split(r"[ \t\n\v\f\r]+", text) if w]
+
+
+def chomp(line: str) -> str:
+    """Ruby ``String#chomp``: drop one trailing ``\\r\\n``, ``\\n`` or ``\\r``."""
+    if line.endswith("\r\n"):
+        return line[:-2]
+    if line.endswith(("\n", "\r")):
+        return line[:-1]
+    return line
+
+
 def class_name(value: Any) -> str:
     """Ruby class name of a value as used in messages (`Integer`, `nil`, `Hash`...)."""
-    if value is None:
-        return "nil"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    literal = _inspect.keyword(value)
+    if literal is not None:
+        return literal
     if _is_int(value):
         return "Integer"
     if isinstance(value, float):
