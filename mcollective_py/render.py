@@ -367,6 +367,19 @@ def ping_summary(replies: Sequence[PingReply]) -> str:
     return text
 
 
+def rejected_text(reasons: Sequence[str], *, show: int = 10) -> str:
+    """``-v``: the replies refused as forged or undecodable, one reason a line (the first
+    ``show`` of them); empty when there were none."""
+    if not reasons:
+        return ""
+    n = len(reasons)
+    text = f"Rejected {n} {'reply' if n == 1 else 'replies'} (failed the security check or did not decode):\n"
+    text += "".join(f"  {r}\n" for r in reasons[:show])
+    if n > show:
+        text += f"  ... and {n - show} more\n"
+    return text
+
+
 def facts_text(fact: str, values: Mapping[str, Sequence[str]], *, verbose: bool = False) -> str:
     """``mco facts FACT``: each value and how many nodes have it (``-v``: which nodes)."""
     if not values:
