@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .connectors.base import Connector, Target
 from .discovery import Broadcast, Discovery, NodeList, Static, ping
 from .errors import ConfigError, UsageError
-from .exchange import Answer, ExchangeHooks, exchange, plan_call
+from .exchange import Answer, ExchangeHooks, Until, exchange, plan_call
 from .filter import Filter
 from .message import Reply, Request, new_requestid
 from .results import NodeReply, PingReply, PingResults, Results, Stats
@@ -332,8 +332,7 @@ class Client:
                 plan.targets(collective, agent, batch),
                 reply_to=reply_to,
                 decode=_rpc_body,
-                timeout=wait,
-                expect=batch,
+                until=Until(wait, batch),
                 hooks=_BatchHooks(self.events, requestid, batch, plan.direct, len(nodes)),
                 on_answer=heard,
                 clock=self.clock,

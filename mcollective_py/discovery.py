@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from .connectors.base import Connector, Target
 from .errors import UsageError
-from .exchange import Collected, ExchangeHooks, exchange
+from .exchange import Collected, ExchangeHooks, Until, exchange
 from .filter import Filter
 from .message import IDENTITY_RE, Reply, Request, new_requestid
 from .security.base import SecurityProvider
@@ -255,10 +255,7 @@ def ping(
         (Target.broadcast(collective, "discovery"),),
         reply_to=reply_to,
         decode=_pong,
-        timeout=timeout,
-        expect=expect,
-        limit=limit,
-        quiet=quiet,
+        until=Until(timeout, expect, limit, quiet),
         hooks=hooks,
         on_answer=None if on_reply is None else (lambda a: on_reply(a.sender, a.ms)),
         clock=clock,

@@ -9,9 +9,10 @@ Contract of :func:`exchange`:
 
 * The encoded request goes to every target, in order, with ``reply_to`` and ``ttl``;
   then ``hooks.request_published`` fires.
-* Collection ends at the first of: every name in ``expect`` answered; ``limit`` replies
-  accepted; ``timeout`` seconds after the publish; or, when ``quiet`` is set, ``quiet``
-  seconds after the last accepted reply (or after the publish, when none came yet).
+* Collection ends as :class:`Until` says: at the first of every name in ``expect``
+  answered; ``limit`` replies accepted; ``timeout`` seconds after the publish; or, when
+  ``quiet`` is set, ``quiet`` seconds after the last accepted reply (or after the publish,
+  when none came yet).
 * A reply that fails the security check or does not decode is *rejected*: counted, its
   reason handed to ``hooks.reply_rejected``, and collection goes on.  A reply with another
   request id (an earlier call's straggler) or from a sender already heard is ignored, not
@@ -48,6 +49,18 @@ class ExchangeHooks:
 
 
 @dataclass(frozen=True)
+class Until:
+    """When collecting stops: ``timeout`` seconds after the publish at the latest; earlier
+    once every name in ``expect`` answered, ``limit`` answers came, or (``quiet`` set) no
+    new answer came for ``quiet`` seconds."""
+
+    timeout: float
+    expect: Collection[str] = ()
+    limit: int | None = None
+    quiet: float | None = None
+
+
+@dataclass(frozen=True)
 class Answer(Generic[T]):
     """One accepted reply: who sent it, the decoded value, milliseconds after the publish."""
 
@@ -79,10 +92,7 @@ def exchange(
     *,
     reply_to: str | None,
     decode: Callable[[Reply], T],
-    timeout: float,
-    expect: Collection[str] = (),
-    limit: int | None = None,
-    quiet: float | None = None,
+    until: Until,
     hooks: ExchangeHooks | None = None,
     on_answer: Callable[[Answer[T]], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -101,40 +111,7 @@ def exchange(
     hooks.request_published(request, targets)
     if reply_to is None:
         return Collected(ended="sent")
-    return collect(
-        connector,
-        security,
-        request.requestid,
-        decode=decode,
-        sent_at=sent_at,
-        timeout=timeout,
-        expect=expect,
-        limit=limit,
-        quiet=quiet,
-        hooks=hooks,
-        on_answer=on_answer,
-        clock=clock,
-    )
-
-
-def collect(
-    connector: Connector,
-    security: SecurityProvider,
-    requestid: str,
-    *,
-    decode: Callable[[Reply], T],
-    sent_at: float,
-    timeout: float,
-    expect: Collection[str] = (),
-    limit: int | None = None,
-    quiet: float | None = None,
-    hooks: ExchangeHooks | None = None,
-    on_answer: Callable[[Answer[T]], Any] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> Collected[T]:
-    """The collecting half of :func:`exchange`, for a request already published at
-    ``sent_at`` (a ``clock()`` reading)."""
-    hooks = hooks or ExchangeHooks()
+    expect, limit, quiet = until.expect, until.limit, until.quiet
     waiting = set(expect)
     answers: list[Answer[T]] = []
     seen: set[str] = set()
@@ -149,7 +126,7 @@ def collect(
             ended = "limit"
             break
         now = clock()
-        left = timeout - (now - sent_at)
+        left = until.timeout - (now - sent_at)
         if left <= 0:
             break
         calm = None if quiet is None else quiet - (now - last)
@@ -166,7 +143,7 @@ def collect(
             reasons.append(f"{type(exc).__name__}: {exc}")
             hooks.reply_rejected(reasons[-1])
             continue
-        if reply.requestid != requestid or reply.senderid in seen:
+        if reply.requestid != request.requestid or reply.senderid in seen:
             continue  # another call's reply, or a duplicate
         try:
             value = decode(reply)
@@ -241,7 +218,7 @@ __all__ = [
     "CallPlan",
     "Collected",
     "ExchangeHooks",
-    "collect",
+    "Until",
     "exchange",
     "plan_call",
 ]
