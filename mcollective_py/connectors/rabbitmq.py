@@ -196,7 +196,7 @@ class RabbitMQConnector(Connector):
             try:
                 with self._boundary(f"connect to RabbitMQ at {b.where}", broker=b):
                     self._conn = pika.BlockingConnection(self._params(b))
-                    self._ch = self._conn.channel()
+                self._channel()
                 self.connected_to = b
                 log.debug("connected to %s vhost %s", b.where, b.vhost)
                 return
