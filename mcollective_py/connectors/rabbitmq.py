@@ -186,7 +186,7 @@ class RabbitMQConnector(Connector):
         closed while we were idle is only noticed by talking to it) and reconnect if not."""
         if self._conn is not None and self._conn.is_open:
             try:
-                with self._boundary("check the connection"):
+                with self._boundary("cannot check the connection"):
                     self._conn.process_data_events(time_limit=0)
                 return
             except TransportError as exc:
@@ -194,7 +194,7 @@ class RabbitMQConnector(Connector):
         failures = []
         for b in self.brokers:
             try:
-                with self._boundary(f"connect to RabbitMQ at {b.where}", broker=b):
+                with self._boundary(b.where, broker=b):
                     self._conn = pika.BlockingConnection(self._params(b))
                 self._channel()
                 self.connected_to = b
@@ -203,7 +203,7 @@ class RabbitMQConnector(Connector):
             except TransportError as exc:
                 failures.append(str(exc))
         raise TransportError(
-            "RabbitMQ unreachable: "
+            "cannot connect to RabbitMQ at "
             + "; ".join(failures)
             + " — check that the broker runs and plugin.rabbitmq.pool.* (amqp_port, user, vhost) are right"
         )
@@ -212,8 +212,8 @@ class RabbitMQConnector(Connector):
     def _boundary(
         self, doing: str, *, broker: Broker | None = None, missing: str = "", forget: bool = True
     ) -> Iterator[None]:
-        """The one place pika/socket exceptions become TransportError ("cannot <doing>:
-        <reason>").  A channel the broker closed is forgotten with the reply queue it carried;
+        """The one place pika/socket exceptions become TransportError ("<doing>: <reason>",
+        e.g. "cannot publish to x/y: connection reset by the broker").  A channel the broker closed is forgotten with the reply queue it carried;
         a lost connection is forgotten whole.  ``missing`` replaces the reason when the broker
         answers 404 NOT_FOUND; ``broker`` names the pool entry for login/vhost refusals."""
         try:
@@ -226,7 +226,7 @@ class RabbitMQConnector(Connector):
             reason = _describe(exc, broker)
             if missing and getattr(exc, "reply_code", None) == 404:
                 reason = missing
-            raise TransportError(f"cannot {doing}: {reason}") from None
+            raise TransportError(f"{doing}: {reason}") from None
 
     def _forget_channel(self) -> None:
         self._ch = None
@@ -263,7 +263,7 @@ class RabbitMQConnector(Connector):
         if self._ch is None or not self._ch.is_open:
             if self._conn is None or not self._conn.is_open:
                 raise TransportError("not connected to RabbitMQ; call connect() first")
-            with self._boundary("open a channel"):
+            with self._boundary("cannot open a channel"):
                 self._ch = self._conn.channel()
                 self._ch.add_on_cancel_callback(self._on_cancel)
         return self._ch
@@ -273,7 +273,7 @@ class RabbitMQConnector(Connector):
         if self._reply_q is not None:
             return self._reply_q
         ch = self._channel()
-        with self._boundary("declare a reply queue"):
+        with self._boundary("cannot declare a reply queue"):
             q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
             tag = ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
         self._reply_q, self._reply_tag = q, tag
@@ -284,7 +284,7 @@ class RabbitMQConnector(Connector):
             return
         b = self.connected_to
         with self._boundary(
-            f"check exchange {name!r}",
+            f"cannot check exchange {name!r}",
             missing=f"it does not exist in vhost {b.vhost if b else '?'!r}; "
             "create the MCollective exchanges (<collective>_broadcast topic, "
             "<collective>_directed direct) or check the collective name",
@@ -317,7 +317,7 @@ class RabbitMQConnector(Connector):
             reply_to=reply_to,
             headers={"mc_sender": sender or self.identity},
         )
-        with self._boundary(f"publish to {exchange or '(default)'}/{key}"):
+        with self._boundary(f"cannot publish to {exchange or '(default)'}/{key}"):
             self._channel().basic_publish(
                 exchange=exchange, routing_key=key, body=payload, properties=props
             )
@@ -344,7 +344,9 @@ class RabbitMQConnector(Connector):
 
         try:
             # from a worker thread: report, but leave the connection state to its own thread
-            with self._boundary(f"hand a message for {target} to the connection", forget=False):
+            with self._boundary(
+                f"cannot hand a message for {target} to the connection", forget=False
+            ):
                 conn.add_callback_threadsafe(send)
         except (TransportError, RuntimeError) as exc:
             log.warning("dropping a message: %s", exc)
@@ -362,7 +364,7 @@ class RabbitMQConnector(Connector):
             else:
                 raise TransportError(f"cannot subscribe to a {t.kind} target")
             self._check_exchange(exchange)
-            with self._boundary(f"subscribe to {exchange}/{key}"):
+            with self._boundary(f"cannot subscribe to {exchange}/{key}"):
                 q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
                 ch.queue_bind(queue=q, exchange=exchange, routing_key=key)
                 ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
@@ -391,7 +393,7 @@ class RabbitMQConnector(Connector):
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             left = deadline - time.monotonic()
-            with self._boundary("receive (lost the RabbitMQ connection)"):
+            with self._boundary("lost the RabbitMQ connection"):
                 self._conn.process_data_events(time_limit=max(0.0, min(left, 0.25)))
             if self._inbox:
                 return self._inbox.popleft()
