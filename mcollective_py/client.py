@@ -1,8 +1,11 @@
-"""The RPC client: discover → encode → publish (direct or broadcast) → collect → Results.
+"""The RPC client: discover → plan → exchange (publish, collect, decode) → Results.
 
+Build one with :meth:`Client.from_config` (connector and security provider by entry point).
 The client never prints: it reports progress through :class:`ClientEvents` hooks (no-ops
 by default; the CLI subclasses them).  Decisions that are pure (limit picking, addressing
-mode, wait time) are module functions so they can be tested on their own.
+mode, wait time) are module functions so they can be tested on their own; the addressing
+rule is :func:`exchange.plan_call`, and every send-and-collect, discovery's included, is one
+:func:`exchange.exchange`.
 
 Addressing, as Ruby's client decides it (spec §4.3): a request goes *direct* (one message
 per node to ``<collective>_directed``) when direct addressing is on and either the filter
