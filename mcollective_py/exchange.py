@@ -37,6 +37,10 @@ from .security.base import SecurityProvider
 
 T = TypeVar("T")
 
+#: reasons kept per exchange (every reject is still counted and reported to the hooks): a
+#: flood of garbage must not grow memory without bound
+MAX_REASONS = 100
+
 
 class ExchangeHooks:
     """What an exchange reports as it goes; every hook does nothing by default."""
@@ -75,6 +79,7 @@ class Collected(Generic[T]):
 
     answers: tuple[Answer[T], ...] = ()
     rejected: int = 0
+    #: why, for the first :data:`MAX_REASONS` rejects
     reasons: tuple[str, ...] = field(default=())
     #: why collection ended: "expected", "limit", "quiet", "timeout"
     ended: str = "timeout"
@@ -116,6 +121,15 @@ def exchange(
     answers: list[Answer[T]] = []
     seen: set[str] = set()
     reasons: list[str] = []
+    rejected = 0
+
+    def reject(reason: str) -> None:
+        nonlocal rejected
+        rejected += 1
+        if len(reasons) < MAX_REASONS:
+            reasons.append(reason)
+        hooks.reply_rejected(reason)
+
     last = sent_at
     ended = "timeout"
     while True:
@@ -140,16 +154,14 @@ def exchange(
         try:
             reply = security.decode_reply(delivery.payload)
         except (SecurityError, SerializationError, MarshalError) as exc:
-            reasons.append(f"{type(exc).__name__}: {exc}")
-            hooks.reply_rejected(reasons[-1])
+            reject(f"{type(exc).__name__}: {exc}")
             continue
         if reply.requestid != request.requestid or reply.senderid in seen:
             continue  # another call's reply, or a duplicate
         try:
             value = decode(reply)
         except (SerializationError, MarshalError) as exc:
-            reasons.append(f"{reply.senderid}: {exc}")
-            hooks.reply_rejected(reasons[-1])
+            reject(f"{reply.senderid}: {exc}")
             continue
         seen.add(reply.senderid)
         waiting.discard(reply.senderid)
@@ -158,7 +170,7 @@ def exchange(
         answers.append(answer)
         if on_answer is not None:
             on_answer(answer)
-    return Collected(tuple(answers), len(reasons), tuple(reasons), ended)
+    return Collected(tuple(answers), rejected, tuple(reasons), ended)
 
 
 # ---------------------------------------------------------------- the pure decision
@@ -218,6 +230,7 @@ __all__ = [
     "CallPlan",
     "Collected",
     "ExchangeHooks",
+    "MAX_REASONS",
     "Until",
     "exchange",
     "plan_call",

@@ -367,16 +367,16 @@ def ping_summary(replies: Sequence[PingReply]) -> str:
     return text
 
 
-def rejected_text(reasons: Sequence[str], *, show: int = 10) -> str:
-    """``-v``: the replies refused as forged or undecodable, one reason a line (the first
-    ``show`` of them); empty when there were none."""
-    if not reasons:
+def rejected_text(reasons: Sequence[str], count: int | None = None, *, show: int = 10) -> str:
+    """``-v``: how many replies were refused as forged or undecodable (``count``, default
+    ``len(reasons)``) and why, one reason a line (the first ``show``); empty for none."""
+    n = len(reasons) if count is None else count
+    if not n:
         return ""
-    n = len(reasons)
     text = f"Rejected {n} {'reply' if n == 1 else 'replies'} (failed the security check or did not decode):\n"
     text += "".join(f"  {r}\n" for r in reasons[:show])
-    if n > show:
-        text += f"  ... and {n - show} more\n"
+    if n > min(show, len(reasons)):
+        text += f"  ... and {n - min(show, len(reasons))} more\n"
     return text
 
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
+from mcollective_py import render
 from mcollective_py.client import CallOptions, Client
 from mcollective_py.connectors.base import Target
 from mcollective_py.connectors.memory import MemoryBroker, MemoryConnector
 from mcollective_py.discovery import Broadcast, ping
-from mcollective_py.exchange import ExchangeHooks, Until, exchange, plan_call
+from mcollective_py.exchange import MAX_REASONS, ExchangeHooks, Until, exchange, plan_call
 from mcollective_py.filter import Filter
 from mcollective_py.message import Reply, Request, new_requestid
 from mcollective_py.security.psk import PskSecurity
@@ -330,3 +331,39 @@ def test_rpc_discovery_with_quiet_finds_every_node(
         CallOptions(discovery_timeout=30, discovery_quiet=0.3, timeout=5),
     )
     assert sorted(res.responders) == ["node1", "node2", "node3"] and res.all_ok
+
+
+def test_a_flood_of_garbage_is_counted_in_full_but_reasons_are_bounded(
+    broker: MemoryBroker,
+) -> None:
+    conn, reply_to = _client_side(broker)
+    for i in range(MAX_REASONS + 50):
+        conn.publish(Target.reply(reply_to), b"junk %d" % i)
+    hooks = Hooks()
+    got = exchange(
+        conn,
+        SEC,
+        _discovery_request(),
+        [Target.broadcast("mcollective", "discovery")],
+        reply_to=reply_to,
+        decode=lambda r: None,
+        until=Until(0.5),
+        hooks=hooks,
+    )
+    assert got.rejected == MAX_REASONS + 50 == len(hooks.rejected)
+    assert len(got.reasons) == MAX_REASONS
+
+
+def test_rejected_text() -> None:
+    assert render.rejected_text([]) == ""
+    assert render.rejected_text(["A: x"]) == (
+        "Rejected 1 reply (failed the security check or did not decode):\n  A: x\n"
+    )
+    text = render.rejected_text([f"R{i}" for i in range(12)], 40, show=3)
+    assert text.splitlines() == [
+        "Rejected 40 replies (failed the security check or did not decode):",
+        "  R0",
+        "  R1",
+        "  R2",
+        "  ... and 37 more",
+    ]

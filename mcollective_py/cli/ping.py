@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         client.connector.close()
     term.out.write(render.ping_summary(results.replies))
     if args.verbose:
-        term.err.write(render.rejected_text(results.reasons))
+        term.err.write(render.rejected_text(results.reasons, results.rejected))
     if flt.is_identity_only():
         silent = [str(i) for i in flt.identity if str(i) not in set(results.senders)]
         if silent:

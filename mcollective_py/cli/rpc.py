@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     if args.verbose:
         from .. import render
 
-        term.err.write(render.rejected_text(events.rejected))
+        term.err.write(render.rejected_text(events.reasons, events.rejected))
     return 0 if results.all_ok else 1
 
 
