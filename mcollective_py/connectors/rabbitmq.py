@@ -188,9 +188,10 @@ class RabbitMQConnector(Connector):
             try:
                 with self._boundary("cannot check the connection"):
                     self._conn.process_data_events(time_limit=0)
-                return
             except TransportError as exc:
-                log.info("reconnecting: %s", exc)
+                log.info("connection check: %s", exc)
+            if self._conn is not None and self._conn.is_open:
+                return  # still up (a channel the broker closed is reopened on next use)
         failures = []
         for b in self.brokers:
             try:
