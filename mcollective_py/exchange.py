@@ -14,7 +14,7 @@ Contract of :func:`exchange`:
   ``quiet`` is set, ``quiet`` seconds after the last accepted reply (or after the publish,
   when none came yet).
 * A reply that fails the security check or does not decode is *rejected*: counted, its
-  reason handed to ``hooks.reply_rejected``, and collection goes on.  A reply with another
+  reason handed to ``hooks.reply_rejected`` and logged (debug), and collection goes on.  A reply with another
   request id (an earlier call's straggler) or from a sender already heard is ignored, not
   counted: it is not wrong, just not ours.
 * ``decode`` turns an authentic reply's body into the caller's value; a
@@ -24,6 +24,7 @@ Contract of :func:`exchange`:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from .message import Reply, Request
 from .security.base import SecurityProvider
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: reasons kept per exchange (every reject is still counted and reported to the hooks): a
 #: flood of garbage must not grow memory without bound
@@ -128,6 +130,7 @@ def exchange(
         rejected += 1
         if len(reasons) < MAX_REASONS:
             reasons.append(reason)
+        log.debug("request %s: rejected a reply: %s", request.requestid, reason)
         hooks.reply_rejected(reason)
 
     last = sent_at

@@ -170,11 +170,11 @@ class AgentSettings(Mapping[str, str]):
     precedence in the module docstring.  As a Mapping it holds the configured values only."""
 
     def __init__(
-        self, agent: str, settings: Mapping[str, str], defaults: Mapping[str, str] = {}
+        self, agent: str, settings: Mapping[str, str], defaults: Mapping[str, str] | None = None
     ) -> None:
         prefix = f"plugin.{agent}."
         self.agent = agent
-        self.defaults = dict(defaults)
+        self.defaults = dict(defaults or {})
         self._own = {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix)}
 
     def __getitem__(self, key: str) -> str:
