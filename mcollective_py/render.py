@@ -294,20 +294,12 @@ def rpc_stats_text(
             % (colorize(c, responses, color), colorize(c, discovered, color), st.block_time * 1000)
         )
     parts.append("")
-    if results.no_response:
-        parts += [
-            "",
-            colorize("red", "No response from:", color)
-            + "\n\n"
-            + _node_columns(results.no_response),
-        ]
-    if results.unexpected:
-        parts += [
-            "",
-            colorize("red", "Unexpected response from:", color)
-            + "\n\n"
-            + _node_columns(results.unexpected),
-        ]
+    for title, nodes in (
+        ("No response from:", results.no_response),
+        ("Unexpected response from:", results.unexpected),
+    ):
+        if nodes:
+            parts += ["", colorize("red", title, color) + "\n\n" + _node_columns(nodes)]
     parts.append("")
     return "\n".join(parts)
 
