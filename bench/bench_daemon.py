@@ -25,8 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mcollective_py import config  # noqa: E402
-from mcollective_py.cli.common import make_client  # noqa: E402
-from mcollective_py.client import CallOptions  # noqa: E402
+from mcollective_py.client import CallOptions, Client  # noqa: E402
 from mcollective_py.filter import Filter  # noqa: E402
 from tests.conftest import RUBY_FLEET, PythonFleet, fleet_up, lab_dir  # noqa: E402
 
@@ -38,7 +37,7 @@ def drive(cfg_file: str, seconds: float, clients: int) -> tuple[float, int]:
 
     def worker(i: int) -> None:
         cfg = config.load(cfg_file, env={})
-        c = make_client(cfg)
+        c = Client.from_config(cfg)
         flt = Filter.from_cli(identity=["node1"])
         opts = CallOptions(timeout=5.0)
         try:

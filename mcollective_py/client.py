@@ -1,8 +1,11 @@
-"""The RPC client: discover → encode → publish (direct or broadcast) → collect → Results.
+"""The RPC client: discover → plan → exchange (publish, collect, decode) → Results.
 
+Build one with :meth:`Client.from_config` (connector and security provider by entry point).
 The client never prints: it reports progress through :class:`ClientEvents` hooks (no-ops
 by default; the CLI subclasses them).  Decisions that are pure (limit picking, addressing
-mode, wait time) are module functions so they can be tested on their own.
+mode, wait time) are module functions so they can be tested on their own; the addressing
+rule is :func:`exchange.plan_call`, and every send-and-collect, discovery's included, is one
+:func:`exchange.exchange`.
 
 Addressing, as Ruby's client decides it (spec §4.3): a request goes *direct* (one message
 per node to ``<collective>_directed``) when direct addressing is on and either the filter
@@ -23,16 +26,20 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .connectors.base import Connector, Target
 from .discovery import Broadcast, Discovery, NodeList, Static, ping
-from .errors import MarshalError, SecurityError, SerializationError, UsageError
+from .errors import ConfigError, UsageError
+from .exchange import Answer, ExchangeHooks, Until, exchange, plan_call
 from .filter import Filter
-from .message import Request, new_requestid
-from .results import NodeReply, PingReply, Results, Stats
+from .message import Reply, Request, new_requestid
+from .results import NodeReply, PingReply, PingResults, Results, Stats
 from .rpc import RPCReply, RPCRequest
 from .security.base import SecurityProvider
+
+if TYPE_CHECKING:
+    from .config import Config
 
 DEFAULT_DISCOVERY_TIMEOUT = {"mc": 2.0, "flatfile": 0.0, "stdin": 0.0, "static": 0.0}
 
@@ -54,9 +61,11 @@ class CallOptions:
     limit_method: str = "first"
     limit_seed: int | None = None
     process_results: bool = True
+    #: seconds: end ``mc`` discovery (and ping) once no new node answered for this long
+    discovery_quiet: float | None = None
 
 
-class ClientEvents:
+class ClientEvents(ExchangeHooks):
     """Progress hooks; every one does nothing by default. The engine never prints."""
 
     def discovery_started(self, method: str, timeout: float) -> None:
@@ -69,9 +78,6 @@ class ClientEvents:
         pass
 
     def reply_received(self, reply: NodeReply, received: int, expected: int) -> None:
-        pass
-
-    def reply_rejected(self, reason: str) -> None:
         pass
 
     def batch_sleep(self, seconds: float) -> None:
@@ -106,16 +112,6 @@ def pick_nodes(
     return tuple(haystack.pop(rng.randrange(len(haystack))) for _ in range(count))
 
 
-def direct_before_encoding(flt: Filter, opts: CallOptions) -> bool:
-    """True when Ruby decides on a direct request before encoding (filter is then reset)."""
-    return (
-        (opts.discovery_method == "mc" and flt.is_identity_only())
-        or opts.discovery_method != "mc"
-        or opts.batch_size > 0
-        or opts.limit_nodes is not None
-    )
-
-
 def reply_wait(opts: CallOptions, discovery_timeout: float) -> float:
     """Seconds to wait for replies: ``-t`` if given, else the agent's DDL timeout plus the
     discovery timeout (Ruby's rule)."""
@@ -125,7 +121,11 @@ def reply_wait(opts: CallOptions, discovery_timeout: float) -> float:
 # ---------------------------------------------------------------- the client
 @dataclass
 class Client:
-    """Makes calls over one connector with one security provider."""
+    """Makes calls over one connector with one security provider.
+
+    Build it with :meth:`from_config` (the composition root the CLI, the tests and the
+    orchestrator share); the constructor is for tests that hand in doubles.
+    """
 
     connector: Connector
     security: SecurityProvider
@@ -136,9 +136,38 @@ class Client:
     direct_addressing: bool = True
     direct_addressing_threshold: int = 10
     config_discovery_timeout: float | None = None
+    config_discovery_quiet: float | None = None
     events: ClientEvents = field(default_factory=ClientEvents)
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def from_config(cls, config: Config, events: ClientEvents | None = None) -> Client:
+        """A client for ``config``: the connector and the security provider named there
+        (found by entry point, see :mod:`mcollective_py.plugins`), identity, collectives,
+        ttl, addressing and discovery settings.  Not yet connected.  Raises ConfigError
+        for an unknown or incomplete connector/security setting."""
+        from . import plugins
+
+        quiet_ms = config.get_float("discovery_quiet")
+        if quiet_ms is not None and not quiet_ms >= 0:
+            raise ConfigError(
+                f"discovery_quiet must be a number of milliseconds >= 0 (0 is off), got "
+                f"{config.get('discovery_quiet')!r} (from {config.origin('discovery_quiet')})"
+            )
+        return cls(
+            connector=plugins.connector_from_config(config),
+            security=plugins.security_from_config(config),
+            identity=config.identity,
+            collective=config.main_collective,
+            collectives=config.collectives,
+            ttl=config.ttl,
+            direct_addressing=config.direct_addressing,
+            direct_addressing_threshold=config.direct_addressing_threshold,
+            config_discovery_timeout=config.discovery_timeout,
+            config_discovery_quiet=None if not quiet_ms else quiet_ms / 1000.0,
+            events=events or ClientEvents(),
+        )
 
     # ---------------------------------------------------------------- helpers
     def _collective(self, opts: CallOptions) -> str:
@@ -156,6 +185,13 @@ class Client:
             return self.config_discovery_timeout
         return DEFAULT_DISCOVERY_TIMEOUT.get(method, 2.0)
 
+    def discovery_quiet(self, opts: CallOptions) -> float | None:
+        """The quiet period in seconds (``--discovery-quiet``, else ``discovery_quiet``),
+        or None: wait the whole discovery timeout, as Ruby does."""
+        if opts.discovery_quiet is not None:
+            return opts.discovery_quiet or None
+        return self.config_discovery_quiet
+
     def _method_for(self, flt: Filter, opts: CallOptions) -> str:
         if opts.discovery_method != "mc" and flt.compound:
             return "mc"  # compound filters force mc, as in Ruby
@@ -172,6 +208,9 @@ class Client:
                 identity=self.identity,
                 collective=self._collective(opts),
                 ttl=opts.ttl or self.ttl,
+                quiet=self.discovery_quiet(opts),
+                hooks=self.events,
+                clock=self.clock,
             )
         if method in ("flatfile", "stdin"):
             if opts.nodes is None:
@@ -211,6 +250,8 @@ class Client:
 
         ``data`` must already be validated and typed (the DDL's job).  Raises TransportError
         on broker trouble and UsageError on contradictory options; node failures are data.
+        Replies refused as forged or undecodable are counted in ``Results.rejected_replies``
+        and each is reported to ``events.reply_rejected``.
         """
         flt = (flt or Filter()).with_agent(agent)
         wall_start = time.time()
@@ -236,17 +277,19 @@ class Client:
                 sent=False,
             )
 
-        early_direct = self.direct_addressing and direct_before_encoding(
-            flt, replace(opts, discovery_method=method)
+        plan = plan_call(
+            agent,
+            flt,
+            nodes,
+            method=method,
+            direct_addressing=self.direct_addressing,
+            threshold=self.direct_addressing_threshold,
+            batch_size=opts.batch_size,
+            limited=opts.limit_nodes is not None,
         )
-        direct = early_direct or (
-            self.direct_addressing and len(nodes) <= self.direct_addressing_threshold
-        )
-        wire_filter = Filter().with_agent(agent).to_wire() if early_direct else flt.to_wire()
         body = RPCRequest(
             agent, action, self.security.callerid, dict(data or {}), opts.process_results
         ).to_wire()
-
         self.connector.connect()
         reply_to = self.connector.reply_queue() if opts.process_results else None
         req = Request(
@@ -258,53 +301,46 @@ class Client:
             callerid=self.security.callerid,
             ttl=ttl,
             msgtime=int(time.time()),
-            filter=wire_filter,
+            filter=plan.wire_filter,
         )
         wait = reply_wait(opts, self.discovery_timeout(opts, method))
-        batches: list[tuple[str, ...]]
-        if opts.batch_size > 0:
-            batches = [
-                tuple(nodes[i : i + opts.batch_size]) for i in range(0, len(nodes), opts.batch_size)
-            ]
-        else:
-            batches = [tuple(nodes)]
 
         replies: list[NodeReply] = []
+
+        def heard(answer: Answer[RPCReply]) -> None:
+            body = answer.value
+            nr = NodeReply(
+                sender=answer.sender,
+                agent=agent,
+                action=action,
+                statuscode=body.statuscode,
+                statusmsg=body.statusmsg,
+                data=body.data,
+                time_ms=answer.ms,
+            )
+            replies.append(nr)
+            self.events.reply_received(nr, len(replies), len(nodes))
+
         rejected = 0
         block_start = self.clock()
-        for n, batch in enumerate(batches):
+        for n, batch in enumerate(plan.batches):
             if n > 0 and opts.batch_sleep > 0:
                 self.events.batch_sleep(opts.batch_sleep)
                 self.sleep(opts.batch_sleep)
             # msgtime is per message in Ruby too: a later batch must not expire early.
-            req = replace(req, msgtime=int(time.time()))
-            payload = self.security.encode_request(req)
-            sent_at = self.clock()
-            if direct:
-                for node in batch:
-                    self.connector.publish(
-                        Target.directed(collective, node),
-                        payload,
-                        reply_to=reply_to,
-                        ttl=ttl,
-                        sender=self.identity,
-                    )
-            else:
-                self.connector.publish(
-                    Target.broadcast(collective, agent),
-                    payload,
-                    reply_to=reply_to,
-                    ttl=ttl,
-                    sender=self.identity,
-                )
-            self.events.request_sent(requestid, batch, direct, len(nodes))
-            if not opts.process_results:
-                continue
-            got, bad = self._collect(
-                requestid, agent, action, batch, wait, sent_at, len(replies), len(nodes)
+            got = exchange(
+                self.connector,
+                self.security,
+                replace(req, msgtime=int(time.time())),
+                plan.targets(collective, agent, batch),
+                reply_to=reply_to,
+                decode=_rpc_body,
+                until=Until(wait, batch),
+                hooks=_BatchHooks(self.events, requestid, batch, plan.direct, len(nodes)),
+                on_answer=heard,
+                clock=self.clock,
             )
-            replies.extend(got)
-            rejected += bad
+            rejected += got.rejected
 
         block_time = self.clock() - block_start
         return Results(
@@ -318,57 +354,6 @@ class Client:
             rejected_replies=rejected,
         )
 
-    def _collect(
-        self,
-        requestid: str,
-        agent: str,
-        action: str,
-        expected: Sequence[str],
-        wait: float,
-        sent_at: float,
-        already: int,
-        total: int,
-    ) -> tuple[list[NodeReply], int]:
-        waiting = set(expected)
-        got: list[NodeReply] = []
-        seen: set[str] = set()
-        rejected = 0
-        while waiting:
-            left = wait - (self.clock() - sent_at)
-            if left <= 0:
-                break
-            d = self.connector.receive(left)
-            if d is None:
-                break
-            try:
-                reply = self.security.decode_reply(d.payload)
-            except (SecurityError, SerializationError, MarshalError) as exc:
-                rejected += 1
-                self.events.reply_rejected(f"{type(exc).__name__}: {exc}")
-                continue
-            if reply.requestid != requestid or reply.senderid in seen:
-                continue  # another call's reply, or a duplicate
-            try:
-                body = RPCReply.from_wire(reply.body)
-            except SerializationError as exc:
-                rejected += 1
-                self.events.reply_rejected(f"{reply.senderid}: {exc}")
-                continue
-            seen.add(reply.senderid)
-            waiting.discard(reply.senderid)
-            nr = NodeReply(
-                sender=reply.senderid,
-                agent=agent,
-                action=action,
-                statuscode=body.statuscode,
-                statusmsg=body.statusmsg,
-                data=body.data,
-                time_ms=(self.clock() - sent_at) * 1000.0,
-            )
-            got.append(nr)
-            self.events.reply_received(nr, already + len(got), total)
-        return got, rejected
-
     # ---------------------------------------------------------------- ping
     def ping(
         self,
@@ -377,14 +362,16 @@ class Client:
         timeout: float = 5.0,
         opts: CallOptions = CallOptions(),
         on_reply: Callable[[str, float], Any] | None = None,
-    ) -> list[PingReply]:
+    ) -> PingResults:
         """``mco ping``: broadcast to the discovery agent, wait ``timeout`` (plus ``--dt``),
-        return every answer with its round-trip time.  Stops early only when the filter names
-        literal identities and all of them answered."""
+        return every answer with its round-trip time, and how many replies were refused.
+        Stops early when the filter names literal identities and all of them answered, or
+        when the quiet period (``opts.discovery_quiet`` / ``discovery_quiet``) passes with
+        no new answer."""
         flt = flt or Filter()
         expect = [str(i) for i in flt.identity] if flt.is_identity_only() else []
         dt = opts.discovery_timeout or 0.0
-        found = ping(
+        got = ping(
             self.connector,
             self.security,
             flt,
@@ -393,17 +380,40 @@ class Client:
             ttl=opts.ttl or self.ttl,
             timeout=timeout + dt,
             expect=expect,
+            quiet=self.discovery_quiet(opts),
+            hooks=self.events,
             on_reply=on_reply,
             clock=self.clock,
         )
-        return [PingReply(s, ms) for s, ms in found]
+        return PingResults(
+            tuple(PingReply(a.sender, a.ms) for a in got.answers), got.rejected, got.reasons
+        )
+
+
+def _rpc_body(reply: Reply) -> RPCReply:
+    return RPCReply.from_wire(reply.body)
+
+
+class _BatchHooks(ExchangeHooks):
+    """One batch's exchange, reported as the client's events."""
+
+    def __init__(
+        self, events: ClientEvents, requestid: str, batch: Sequence[str], direct: bool, total: int
+    ) -> None:
+        self.events = events
+        self.sent = (requestid, tuple(batch), direct, total)
+
+    def request_published(self, request: Request, targets: Sequence[Target]) -> None:
+        self.events.request_sent(*self.sent)
+
+    def reply_rejected(self, reason: str) -> None:
+        self.events.reply_rejected(reason)
 
 
 __all__ = [
     "CallOptions",
     "Client",
     "ClientEvents",
-    "direct_before_encoding",
     "parse_limit",
     "pick_nodes",
     "reply_wait",

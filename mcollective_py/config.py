@@ -41,7 +41,7 @@ KNOWN_KEYS = frozenset(
     """registration registration_collective registerinterval registration_splay collectives
     main_collective logfile keeplogs max_log_size loglevel logfacility libdir identity
     direct_addressing direct_addressing_threshold color daemonize securityprovider factsource
-    connector classesfile discovery_timeout publish_timeout connection_timeout rpcaudit
+    connector classesfile discovery_timeout discovery_quiet publish_timeout connection_timeout rpcaudit
     rpcauditprovider rpcauthorization rpcauthprovider rpclimitmethod logger_type
     fact_cache_time ssl_cipher threaded ttl default_discovery_options default_discovery_method
     soft_shutdown soft_shutdown_timeout activate_agents default_batch_size

@@ -5,7 +5,8 @@
 
 * :class:`Static` — literal ``-I`` identities; no network round (``-I node1``).
 * :class:`Broadcast` — the ``mc`` method: send ``"ping"`` to the ``discovery`` agent with the
-  filter and collect sender ids for the discovery timeout (default 2 s).
+  filter and collect sender ids for the discovery timeout (default 2 s), or until no new
+  node answered for the quiet period (``--discovery-quiet``); one :func:`exchange.exchange`.
 * :class:`NodeList` — ``flatfile`` (``--nodes FILE``) and ``stdin`` (text or JSON):
   a given list, narrowed by identity filters the Ruby way (each regex greps the list, exact
   names are appended).  Other filter kinds are refused, as Ruby refuses them.
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .connectors.base import Connector, Target
-from .errors import MarshalError, SecurityError, SerializationError, UsageError
+from .errors import UsageError
+from .exchange import Collected, ExchangeHooks, Until, exchange
 from .filter import Filter
-from .message import IDENTITY_RE, Request, new_requestid
+from .message import IDENTITY_RE, Reply, Request, new_requestid
 from .security.base import SecurityProvider
 
 
@@ -153,7 +155,12 @@ class NodeList:
 
 
 class Broadcast:
-    """The ``mc`` method: ask every node matching the filter to say ``pong``."""
+    """The ``mc`` method: ask every node matching the filter to say ``pong``.
+
+    ``quiet`` (seconds, None for off) ends discovery once no new node answered for that
+    long, the timeout staying the upper bound.  ``rejected`` counts, over this object's
+    life, the replies refused as forged or undecodable; ``hooks`` hears each one.
+    """
 
     name = "mc"
 
@@ -166,6 +173,8 @@ class Broadcast:
         collective: str,
         ttl: int = 60,
         limit: int | None = None,
+        quiet: float | None = None,
+        hooks: ExchangeHooks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connector = connector
@@ -174,11 +183,13 @@ class Broadcast:
         self.collective = collective
         self.ttl = ttl
         self.limit = limit
+        self.quiet = quiet
+        self.hooks = hooks
         self.clock = clock
         self.rejected = 0
 
     def discover(self, flt: Filter, timeout: float) -> tuple[str, ...]:
-        replies = ping(
+        got = ping(
             self.connector,
             self.security,
             flt,
@@ -187,9 +198,16 @@ class Broadcast:
             ttl=self.ttl,
             timeout=timeout,
             limit=self.limit,
+            quiet=self.quiet,
+            hooks=self.hooks,
             clock=self.clock,
         )
-        return _uniq(sender for sender, _ in replies)
+        self.rejected += got.rejected
+        return _uniq(got.senders)
+
+
+def _pong(reply: Reply) -> None:
+    """A discovery answer carries nothing we use (Ruby sends ``"pong"``)."""
 
 
 def ping(
@@ -203,61 +221,42 @@ def ping(
     timeout: float,
     limit: int | None = None,
     expect: Sequence[str] = (),
+    quiet: float | None = None,
+    hooks: ExchangeHooks | None = None,
     on_reply: Callable[[str, float], Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> list[tuple[str, float]]:
-    """Broadcast ``"ping"`` to the discovery agent and collect ``(sender, ms)`` until
-    ``timeout`` — or earlier once ``limit`` replies arrived or every name in ``expect`` answered.
+) -> Collected[None]:
+    """Broadcast ``"ping"`` to the discovery agent and collect who answers, until
+    ``timeout`` — or earlier once ``limit`` replies arrived, every name in ``expect``
+    answered, or (with ``quiet``) nobody new answered for ``quiet`` seconds.
 
-    Replies that fail security or belong to another request are dropped silently (as Ruby
-    does).  TransportError propagates.
+    Replies that fail security or do not decode are counted in ``Collected.rejected`` and
+    reported to ``hooks.reply_rejected``; replies to other requests are ignored.
+    ``on_reply(sender, ms)`` hears each accepted answer as it comes.  TransportError
+    propagates.
     """
     connector.connect()
     reply_to = connector.reply_queue()
-    reqid = new_requestid()
-    wire_filter = flt.to_wire()  # as Ruby: the discovery agent is not added to the filter
     req = Request(
         agent="discovery",
         collective=collective,
         body="ping",
         senderid=identity,
-        requestid=reqid,
+        requestid=new_requestid(),
         callerid=security.callerid,
         ttl=ttl,
         msgtime=int(time.time()),
-        filter=wire_filter,
+        filter=flt.to_wire(),  # as Ruby: the discovery agent is not added to the filter
     )
-    payload = security.encode_request(req)
-    start = clock()
-    connector.publish(
-        Target.broadcast(collective, "discovery"),
-        payload,
+    return exchange(
+        connector,
+        security,
+        req,
+        (Target.broadcast(collective, "discovery"),),
         reply_to=reply_to,
-        ttl=ttl,
-        sender=identity,
+        decode=_pong,
+        until=Until(timeout, expect, limit, quiet),
+        hooks=hooks,
+        on_answer=None if on_reply is None else (lambda a: on_reply(a.sender, a.ms)),
+        clock=clock,
     )
-    found: dict[str, float] = {}
-    waiting = set(expect)
-    while True:
-        left = timeout - (clock() - start)
-        if left <= 0:
-            break
-        d = connector.receive(left)
-        if d is None:
-            break
-        try:
-            reply = security.decode_reply(d.payload)
-        except (SecurityError, SerializationError, MarshalError):
-            continue
-        if reply.requestid != reqid or reply.senderid in found:
-            continue
-        ms = (clock() - start) * 1000.0
-        found[reply.senderid] = ms
-        if on_reply is not None:
-            on_reply(reply.senderid, ms)
-        waiting.discard(reply.senderid)
-        if limit is not None and len(found) >= limit:
-            break
-        if expect and not waiting:
-            break
-    return list(found.items())

@@ -332,20 +332,12 @@ def rpc_stats_text(
             % (colorize(c, responses, color), colorize(c, discovered, color), st.block_time * 1000)
         )
     parts.append("")
-    if results.no_response:
-        parts += [
-            "",
-            colorize("red", "No response from:", color)
-            + "\n\n"
-            + _node_columns(results.no_response),
-        ]
-    if results.unexpected:
-        parts += [
-            "",
-            colorize("red", "Unexpected response from:", color)
-            + "\n\n"
-            + _node_columns(results.unexpected),
-        ]
+    for title, nodes in (
+        ("No response from:", results.no_response),
+        ("Unexpected response from:", results.unexpected),
+    ):
+        if nodes:
+            parts += ["", colorize("red", title, color) + "\n\n" + _node_columns(nodes)]
     parts.append("")
     return "\n".join(parts)
 
@@ -402,6 +394,19 @@ def ping_summary(replies: Sequence[PingReply]) -> str:
         )
     else:
         text += "No responses received\n"
+    return text
+
+
+def rejected_text(reasons: Sequence[str], count: int | None = None, *, show: int = 10) -> str:
+    """``-v``: how many replies were refused as forged or undecodable (``count``, default
+    ``len(reasons)``) and why, one reason a line (the first ``show``); empty for none."""
+    n = len(reasons) if count is None else count
+    if not n:
+        return ""
+    text = f"Rejected {n} {'reply' if n == 1 else 'replies'} (failed the security check or did not decode):\n"
+    text += "".join(f"  {r}\n" for r in reasons[:show])
+    if n > min(show, len(reasons)):
+        text += f"  ... and {n - min(show, len(reasons))} more\n"
     return text
 
 

@@ -91,3 +91,17 @@ class PingReply:
 
     sender: str
     time_ms: float
+
+
+@dataclass(frozen=True)
+class PingResults:
+    """Everything one ``ping`` produced: the answers in arrival order, and the replies refused
+    (failed the security check or did not decode) with the reason for each."""
+
+    replies: tuple[PingReply, ...] = ()
+    rejected: int = 0
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        return tuple(r.sender for r in self.replies)

@@ -243,3 +243,16 @@ def test_inspect_and_pretty_inspect_match_ruby(ruby: _Ruby, v: Any) -> None:
     want = ruby.ask(v)
     assert rubytypes.inspect(v) == want["inspect"]
     assert render.pretty_inspect(v) == want["pretty"]
+
+
+def test_silent_and_unexpected_nodes_are_both_listed() -> None:
+    ok = NodeReply("node1", "rpcutil", "ping", 0, "OK", {"pong": 1})
+    odd = NodeReply("stray", "rpcutil", "ping", 0, "OK", {"pong": 1})
+    text = render.rpc_stats_text(_results(("node1", "node2"), (ok, odd)), color=False)
+    assert text == (
+        "\nFinished processing 2 / 2 hosts in 14.58 ms\n\n\n"
+        "No response from:\n\n"
+        "   " + " node2".ljust(31) + " " * 62 + "\n\n\n"
+        "Unexpected response from:\n\n"
+        "   " + " stray".ljust(31) + " " * 62 + "\n\n"
+    )

@@ -40,7 +40,6 @@ from ..masking import mask_text, mask_url
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
 from . import artifacts, extraction, process, puppet_run
 from . import service_managers as sm
-from .inputs import arg
 from .releases import Busy, LayoutError, ReleaseLayout, plan_cleanup
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,7 @@ class Deploy(Agent):
     """Release delivery on a node; see the module docstring for the contract."""
 
     name = "deploy"
+    defaults = DEFAULTS
 
     def __init__(self, ddl: AgentDDL, context: AgentContext | None = None) -> None:
         super().__init__(ddl, context)
@@ -82,27 +82,11 @@ class Deploy(Agent):
 
     # ------------------------------------------------------------------ settings
 
-    def setting(self, key: str, service: str | None = None) -> str:
-        """``plugin.deploy.<service>.<key>``, else ``plugin.deploy.<key>``, else the default."""
-        if service and self.settings.get(f"{service}.{key}"):
-            return self.settings[f"{service}.{key}"]
-        return self.settings.get(key) or DEFAULTS.get(key, "")
-
-    def seconds(self, key: str, service: str | None = None) -> float:
-        raw = self.setting(key, service)
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1
-        if value <= 0:
-            raise Aborted(f"plugin.deploy.{key} = {raw!r} is not a positive number of seconds")
-        return value
-
     def limits(self, service: str) -> extraction.Limits:
         """The unpacking caps (``plugin.deploy.unpack_*``); Aborted for a bad value."""
         values = {}
         for key in ("max_members", "max_bytes", "max_ratio", "max_name", "max_depth"):
-            raw = self.setting(f"unpack_{key}", service)
+            raw = self.settings.text(f"unpack_{key}", service)
             try:
                 values[key] = int(raw)
             except ValueError:
@@ -115,14 +99,14 @@ class Deploy(Agent):
 
     def layout(self, service: str) -> ReleaseLayout:
         try:
-            return ReleaseLayout(self.setting("root"), service)
+            return ReleaseLayout(self.settings.text("root"), service)
         except LayoutError as exc:
             raise InvalidData(str(exc)) from None
 
     def release_data(self, service: str) -> dict[str, Any]:
         """The node's release descriptor (``<config_dir>/releases/<service>.yaml``, written
         by the app_release Puppet class from Hiera); {} when absent or unreadable."""
-        path = Path(self.setting("config_dir")) / "releases" / f"{service}.yaml"
+        path = Path(self.settings.text("config_dir")) / "releases" / f"{service}.yaml"
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -140,7 +124,7 @@ class Deploy(Agent):
         same = str(data.get("version", "")) == version
         url = str(data["artifact_url"]) if same and data.get("artifact_url") else ""
         if not url:
-            template = self.setting("artifact_url", service)
+            template = self.settings.text("artifact_url", service)
             if not template:
                 raise Aborted(
                     f"no artifact URL for {service} {version}: set plugin.deploy.artifact_url "
@@ -158,14 +142,14 @@ class Deploy(Agent):
                 "refusing to guess which is right"
             )
         expected = given_sha or known
-        checksum_template = self.setting("checksum_url", service)
+        checksum_template = self.settings.text("checksum_url", service)
         if not expected and checksum_template:
             checksum_url = checksum_template.replace("{url}", url)
             try:
                 checksum_url = artifacts.artifact_url(checksum_url, service, version)
                 expected = artifacts.parse_checksum(
                     artifacts.fetch_text(
-                        checksum_url, timeout=self.seconds("download_timeout", service)
+                        checksum_url, timeout=self.settings.seconds("download_timeout", service)
                     )
                 )
             except (ValueError, artifacts.ArtifactError) as exc:
@@ -186,7 +170,7 @@ class Deploy(Agent):
         layout = self.layout(service)
         try:
             with layout.lock(f"fetch-{version}"):
-                self._fetch(layout, version, arg(self.ddl, req, "sha256"), reply)
+                self._fetch(layout, version, req.data["sha256"], reply)
         except (Busy, LayoutError) as exc:
             raise Aborted(str(exc)) from None
         except Aborted as exc:  # messages quote URLs: never their credentials
@@ -223,7 +207,9 @@ class Deploy(Agent):
         layout.remove_staging(version)
         part = layout.part_file(version)
         try:
-            got = artifacts.download(url, part, timeout=self.seconds("download_timeout", service))
+            got = artifacts.download(
+                url, part, timeout=self.settings.seconds("download_timeout", service)
+            )
         except artifacts.ArtifactError as exc:
             raise Aborted(str(exc)) from None
         reply["bytes"] = got.size
@@ -269,7 +255,7 @@ class Deploy(Agent):
     def _hook(self, key: str, service: str, release: Path, values: Mapping[str, str]) -> str | None:
         """Run hook ``key`` (pre_activate / post_activate) if configured. Returns a problem
         or None.  A relative program is the release's own (it must stay inside it)."""
-        line = self.setting(key, service)
+        line = self.settings.text(key, service)
         if not line:
             return None
         try:
@@ -284,7 +270,10 @@ class Deploy(Agent):
         env = {f"DEPLOY_{k.upper()}": v for k, v in values.items()}
         try:
             result = self.run(
-                argv, timeout=self.seconds("hook_timeout", service), cwd=str(release), env=env
+                argv,
+                timeout=self.settings.seconds("hook_timeout", service),
+                cwd=str(release),
+                env=env,
             )
         except process.CommandNotRunnable as exc:
             return f"{key} hook: {exc}"
@@ -296,26 +285,22 @@ class Deploy(Agent):
         """Restart through the configured service manager. Returns (problem or None,
         whether a command was run: kind ``none`` runs nothing)."""
         data = self.release_data(service)
-        kind = self.settings.get(f"{service}.service_manager") or self.settings.get(
-            "service_manager"
+        # the release's own data sits between the configured value and the default
+        kind = self.settings.configured("service_manager", service) or str(
+            data.get("service_manager") or DEFAULTS["service_manager"]
         )
-        kind = kind or str(data.get("service_manager") or DEFAULTS["service_manager"])
-        unit_template = (
-            self.settings.get(f"{service}.unit")
-            or self.settings.get("unit")
-            or str(data.get("unit") or "")
-        )
+        unit_template = self.settings.configured("unit", service) or str(data.get("unit") or "")
         unit = sm.fill(unit_template or DEFAULTS["unit"], values)
         try:
             plan = sm.restart_plan(
                 kind,
                 unit,
                 values=values,
-                command=self.setting("restart_command", service) or None,
-                init_dir=self.setting("init_dir", service),
-                systemctl=self.setting("systemctl", service),
-                sc=self.setting("sc", service),
-                appcmd=self.setting("appcmd", service),
+                command=self.settings.text("restart_command", service) or None,
+                init_dir=self.settings.text("init_dir", service),
+                systemctl=self.settings.text("systemctl", service),
+                sc=self.settings.text("sc", service),
+                appcmd=self.settings.text("appcmd", service),
             )
         except ValueError as exc:
             return f"cannot restart {service}: {exc}", False
@@ -327,7 +312,7 @@ class Deploy(Agent):
                 raise sm.RestartFailed(str(exc)) from None
 
         try:
-            sm.execute(plan, runner, timeout=self.seconds("restart_timeout", service))
+            sm.execute(plan, runner, timeout=self.settings.seconds("restart_timeout", service))
         except sm.RestartFailed as exc:
             return f"restart ({kind}) failed: {exc}", True
         return None, bool(plan)
@@ -357,7 +342,7 @@ class Deploy(Agent):
             raise Aborted(
                 f"{problem}; nothing was switched ({current or 'no release'} stays current)"
             )
-        if self.setting("pre_activate", service):
+        if self.settings.text("pre_activate", service):
             done.append("pre_activate hook ok")
         layout.switch(layout.current_link, target)
         done.append(f"current -> {target}")
@@ -368,7 +353,7 @@ class Deploy(Agent):
                 done.append("restarted")
             if problem is None:
                 problem = self._hook("post_activate", service, release, values)
-                if problem is None and self.setting("post_activate", service):
+                if problem is None and self.settings.text("post_activate", service):
                     done.append("post_activate hook ok")
         except Exception as exc:  # noqa: BLE001 - anything after the switch must switch back
             problem = str(exc) if isinstance(exc, Aborted) else f"{type(exc).__name__}: {exc}"
@@ -401,7 +386,7 @@ class Deploy(Agent):
     ) -> None:
         start = self.clock()
         layout = self.layout(str(req.data["service"]))
-        restart = bool(arg(self.ddl, req, "restart"))
+        restart = bool(req.data["restart"])
         try:
             with layout.lock():
                 self._switch(layout, target_of(layout), restart, reply)
@@ -420,7 +405,7 @@ class Deploy(Agent):
         """Switch to the previous release (or the given fetched one) the same way."""
 
         def target(layout: ReleaseLayout) -> str:
-            wanted = arg(self.ddl, req, "version") or layout.previous_version()
+            wanted = req.data["version"] or layout.previous_version()
             if not wanted:
                 raise Aborted(
                     f"{layout.service} has no previous release to roll back to; pass version="
@@ -450,7 +435,7 @@ class Deploy(Agent):
         """Remove old releases and stale unpack directories."""
         layout = self.layout(str(req.data["service"]))
         try:
-            keep = int(arg(self.ddl, req, "keep"))
+            keep = int(req.data["keep"])
             with layout.lock():
                 versions = [r.version for r in layout.available()]
                 kept, removed = plan_cleanup(
@@ -476,19 +461,20 @@ class Deploy(Agent):
         service, version = str(req.data["service"]), str(req.data["version"])
         layout = self.layout(service)
         summary_file = Path(
-            self.setting("puppet_lastrunfile", service) or layout.base / "last_run_summary.yaml"
+            self.settings.text("puppet_lastrunfile", service)
+            or layout.base / "last_run_summary.yaml"
         )
         summary_file.parent.mkdir(parents=True, exist_ok=True)
         summary_file.unlink(missing_ok=True)  # never report an older run's summary
         argv = puppet_run.apply_argv(
-            self.setting("puppet_manifest", service),
+            self.settings.text("puppet_manifest", service),
             lastrunfile=str(summary_file),
-            puppet=self.setting("puppet", service),
-            extra_args=self.setting("puppet_args", service),
-            noop=bool(arg(self.ddl, req, "noop")),
-            tags=arg(self.ddl, req, "tags"),
+            puppet=self.settings.text("puppet", service),
+            extra_args=self.settings.text("puppet_args", service),
+            noop=bool(req.data["noop"]),
+            tags=req.data["tags"],
         )
-        timeout = min(self.seconds("puppet_timeout", service), self.timeout - 5)
+        timeout = min(self.settings.seconds("puppet_timeout", service), self.timeout - 5)
         try:
             result = self.run(argv, timeout=timeout, env=puppet_run.release_facts(service, version))
         except process.CommandNotRunnable as exc:

@@ -37,7 +37,6 @@ from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidD
 from . import haproxy_state as hs
 from .haproxy_runtime import HAProxyRuntimeError, RuntimeAPI
 from .haproxy_state import Selection, ServerState
-from .inputs import arg
 
 DEFAULT_SOCKET = "/run/haproxy/admin.sock"
 #: The longest wait a request may ask for (the DDL timeout is 300 s).
@@ -57,25 +56,16 @@ class Haproxy(Agent):
 
     # ------------------------------------------------------------------ I/O helpers
 
-    def _seconds(self, key: str, default: float) -> float:
-        raw = self.settings.get(key)
-        if raw is None or raw.strip() == "":
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if value <= 0:
-            raise Aborted(f"plugin.haproxy.{key} = {raw!r} is not a positive number of seconds")
-        return value
-
     def runtime(self) -> RuntimeAPI:
         """The runtime API client for this node's socket (``plugin.haproxy.socket``)."""
-        if self.settings.get("socket"):
-            path, setting = self.settings["socket"], "plugin.haproxy.socket"
+        configured = self.settings.configured("socket")
+        if configured:
+            path, setting = configured, "plugin.haproxy.socket"
         else:
             path, setting = DEFAULT_SOCKET, "the default; set plugin.haproxy.socket"
-        return RuntimeAPI(path, timeout=self._seconds("socket_timeout", 5.0), setting=setting)
+        return RuntimeAPI(
+            path, timeout=self.settings.seconds("socket_timeout", default=5.0), setting=setting
+        )
 
     def _servers(self, api: RuntimeAPI) -> tuple[ServerState, ...]:
         try:
@@ -117,7 +107,7 @@ class Haproxy(Agent):
             elapsed = self.clock() - start
             if elapsed >= timeout:
                 return current, False, elapsed
-            self.sleep(min(self._seconds("poll_interval", 0.2), timeout - elapsed))
+            self.sleep(min(self.settings.seconds("poll_interval", default=0.2), timeout - elapsed))
             current = self._refresh(api, current)
 
     # ------------------------------------------------------------------ inputs
@@ -126,7 +116,7 @@ class Haproxy(Agent):
         return max(0.0, min(float(MAX_WAIT), self.timeout - 5))
 
     def _timeout(self, req: ActionRequest) -> float:
-        value = int(arg(self.ddl, req, "timeout"))
+        value = int(req.data["timeout"])
         limit = self._max_wait()
         if value < 0 or value > limit:
             raise InvalidData(f"timeout must be between 0 and {limit:g} seconds, got {value}")
@@ -135,14 +125,14 @@ class Haproxy(Agent):
     def _select(self, api: RuntimeAPI, req: ActionRequest) -> Selection:
         """The servers the request names; Aborted when something named is missing and
         fail_on_not_found is true (before any change)."""
-        server = arg(self.ddl, req, "server")
+        server = req.data["server"]
         try:
-            backends = hs.split_backends(arg(self.ddl, req, "backend"))
+            backends = hs.split_backends(req.data["backend"])
         except ValueError as exc:
             raise InvalidData(str(exc)) from None
         rows = self._servers(api)
         selection = hs.select(rows, server, backends)
-        if not selection.complete and arg(self.ddl, req, "fail_on_not_found"):
+        if not selection.complete and req.data["fail_on_not_found"]:
             known = ", ".join(dict.fromkeys(r.backend for r in rows)) or "none"
             raise Aborted(
                 f"{selection.problem()} (backends: {known}); "
@@ -209,7 +199,7 @@ class Haproxy(Agent):
         reply["waited"] = round(waited, 3)
         reply["drained"] = drained
         reply["sessions"] = hs.sessions(last)
-        if not drained and strict and not arg(self.ddl, req, "force"):
+        if not drained and strict and not req.data["force"]:
             self._report(reply, selection, self._refresh(api, before), bool(to_drain))
             raise Aborted(
                 f"server {selection.server} still has {reply['sessions']} session(s) after "
@@ -287,7 +277,7 @@ class Haproxy(Agent):
     def set_weight(self, req: ActionRequest, reply: Reply) -> None:
         """Set the weight: absolute (0-256) or a percentage of the initial weight."""
         weight = int(req.data["weight"])
-        percent = bool(arg(self.ddl, req, "percent"))
+        percent = bool(req.data["percent"])
         api = self.runtime()
         selection = self._select(api, req)
         before = selection.rows

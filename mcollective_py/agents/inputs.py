@@ -1,8 +1,8 @@
-"""Reading a request's inputs the way the DDL describes them.
+"""Compatibility: reading one input the old way.
 
-Ruby's client sends the DDL default of a *required* input only; an optional input that was
-not given is simply absent, and the agent must apply its default itself.  :func:`arg` does
-that from the DDL, so the documented default and the one used are the same value.
+The agent framework now hands every action complete inputs (``req.data`` holds each DDL
+input, its default filled in; see :mod:`mcollective_py.server.agent`), so actions read
+``req.data["name"]``.  :func:`arg` stays for code not converted yet; it gives the same value.
 """
 
 from __future__ import annotations

@@ -83,9 +83,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         if args.agent not in agent_classes(cfg):
             raise MCollectiveError(f"no Python agent called {args.agent!r} is installed")
         state = NodeState((cfg.get("plugin.yaml") or "").split(":"), cfg.get("classesfile"))
-        context = AgentContext(
-            cfg.identity, {k: s.value for k, s in cfg.settings.items()}, state.facts, state.classes
-        )
+        context = AgentContext.from_config(cfg, state)
         only = config_mod.Config(
             settings={
                 **cfg.settings,

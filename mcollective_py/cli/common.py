@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import config as config_mod
 from ..config import Config
-from ..errors import ConfigError, UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:  # imported where used: start-up of every command stays light
     from ..client import CallOptions, Client, ClientEvents
@@ -106,6 +106,15 @@ def add_common_options(p: argparse.ArgumentParser, *, rpc: bool = True) -> None:
         help="seconds to wait for discovery replies (mc default 2)",
     )
     d.add_argument(
+        "--discovery-quiet",
+        dest="discovery_quiet",
+        type=_milliseconds("--discovery-quiet"),
+        metavar="MS",
+        help="end mc discovery once no new node answered for MS ms "
+        "(the discovery timeout stays the upper bound; default: config discovery_quiet, "
+        "else wait the whole timeout as mco does)",
+    )
+    d.add_argument(
         "-t",
         "--timeout",
         dest="timeout",
@@ -173,6 +182,17 @@ def _seconds(flag: str) -> Any:
         if v < 0 or v != v:
             raise argparse.ArgumentTypeError(f"{flag} must not be negative, got {text!r}")
         return v
+
+    return conv
+
+
+def _milliseconds(flag: str) -> Any:
+    def conv(text: str) -> float:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{flag} needs a whole number of milliseconds (0 turns it off), got {text!r}"
+            )
+        return int(text) / 1000.0
 
     return conv
 
@@ -246,36 +266,22 @@ def call_options(
         nodes=nodes,
         collective=args.collective,
         ttl=args.ttl,
+        discovery_quiet=args.discovery_quiet,
     )
 
 
 def make_connector(cfg: Config) -> Connector:
-    if cfg.connector not in ("rabbitmq",):
-        raise ConfigError(
-            f"connector {cfg.connector!r} (from {cfg.origin('connector')}) is not supported; "
-            "mco-py speaks to RabbitMQ: set connector = rabbitmq"
-        )
-    from ..connectors.rabbitmq import RabbitMQConnector
+    """The configured connector (the composition root: :mod:`mcollective_py.plugins`)."""
+    from ..plugins import connector_from_config
 
-    return RabbitMQConnector.from_config(cfg)
+    return connector_from_config(cfg)
 
 
 def make_client(cfg: Config, events: ClientEvents | None = None) -> Client:
-    from .. import security
-    from ..client import Client, ClientEvents
+    """The configured client (the composition root: :meth:`Client.from_config`)."""
+    from ..client import Client
 
-    return Client(
-        connector=make_connector(cfg),
-        security=security.from_config(cfg),
-        identity=cfg.identity,
-        collective=cfg.main_collective,
-        collectives=cfg.collectives,
-        ttl=cfg.ttl,
-        direct_addressing=cfg.direct_addressing,
-        direct_addressing_threshold=cfg.direct_addressing_threshold,
-        config_discovery_timeout=cfg.discovery_timeout,
-        events=events or ClientEvents(),
-    )
+    return Client.from_config(cfg, events)
 
 
 @dataclass

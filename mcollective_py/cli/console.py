@@ -20,6 +20,14 @@ class ConsoleEvents(ClientEvents):
         self.width = render.progress_width(term.columns()) if self.progress else 0
         self.spin = 0
         self.started = False
+        #: replies refused during discovery and collection, and why (the first few)
+        self.rejected = 0
+        self.reasons: list[str] = []
+
+    def reply_rejected(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < 10:
+            self.reasons.append(reason)
 
     def discovery_started(self, method: str, timeout: float) -> None:
         if self.announce:

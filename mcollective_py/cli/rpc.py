@@ -133,6 +133,10 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
         write_json(results, term)
     else:
         write_text(results, args, action, term, color)
+    if args.verbose:
+        from .. import render
+
+        term.err.write(render.rejected_text(events.reasons, events.rejected))
     return 0 if results.all_ok else 1
 
 

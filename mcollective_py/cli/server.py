@@ -16,14 +16,18 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import config as config_mod
 from ..config import Config
 from ..errors import ConfigError
 from ..masking import LogFilter
-from .common import Terminal, make_connector
+from .common import Terminal
+
+if TYPE_CHECKING:
+    from ..server.daemon import Daemon
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -74,151 +78,11 @@ def setup_logging(cfg: Config, *, foreground: bool) -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
-def build(cfg: Config, reread: Any = None) -> Any:
-    """A ready Daemon for ``cfg`` (not yet connected).  ``reread()`` returns the config as
-    it is now on disk; SIGHUP uses it for agent settings (identity, collectives, broker and
-    security settings keep their start-up values until a restart)."""
-    from .. import security
-    from ..server.agent import AgentContext
-    from ..server.builtin import DaemonInfo, Rpcutil
-    from ..server.daemon import Daemon, NodeView
-    from ..server.facts import NodeState
-    from ..server.registry import load_agents
+def build(cfg: Config, reread: Callable[[], Config] | None = None) -> Daemon:
+    """A ready Daemon for ``cfg``: :func:`mcollective_py.server.assembly.build_daemon`."""
+    from ..server.assembly import build_daemon
 
-    fact_files = (cfg.get("plugin.yaml") or "").split(":")
-    state = NodeState(fact_files, cfg.get("classesfile"))
-    context = AgentContext(
-        identity=cfg.identity,
-        settings={k: s.value for k, s in cfg.settings.items()},
-        facts=state.facts,
-        classes=state.classes,
-    )
-    agents = load_agents(cfg, context)
-    provider = security.from_config(cfg)
-    daemon = Daemon(
-        connector=make_connector(cfg),
-        security=provider,
-        node=NodeView(cfg.identity, cfg.collectives, state.facts, state.classes),
-        agents=agents,
-        threads=cfg.get_int("plugin.mcollective_py.threads", 8) or 8,
-        replay_check=replay_check(cfg, provider),
-        authorize=authorizer(cfg, state),
-        audit=auditor(cfg),
-    )
-    info = DaemonInfo(
-        config=cfg,
-        configfile=cfg.files[-1] if cfg.files else "",
-        stats=daemon.stats.snapshot,
-        agents=lambda: list(daemon.agents.values()),
-    )
-    for a in agents.values():
-        if isinstance(a, Rpcutil):
-            a.info = info
-
-    def reload() -> dict[str, Any]:
-        state.reload()
-        now = reread() if reread is not None else cfg
-        ctx = AgentContext(
-            identity=cfg.identity,
-            settings={k: s.value for k, s in now.settings.items()},
-            facts=state.facts,
-            classes=state.classes,
-        )
-        fresh = load_agents(now, ctx)
-        for a in fresh.values():
-            if isinstance(a, Rpcutil):
-                a.info = info
-        return fresh
-
-    daemon.reload_hook = reload
-    return daemon
-
-
-def replay_check(cfg: Config, provider: Any) -> Any:
-    """Replay protection (on unless ``plugin.mcollective_py.replay_protection = 0``): a
-    bounded cache of seen request ids per TTL window, ``replay_skew`` seconds of clock skew
-    tolerated, TTLs above ``replay_max_ttl`` refused.  ``replay_strict = 1`` also refuses the
-    same caller's identical request under a new request id, keyed on what ``provider``
-    authenticated only — stronger against a tampered replay, but it drops an honest repeat
-    within the window, hence off by default."""
-    from ..server.replay import DEFAULT_MAX_TTL, ReplayCache, content_key
-
-    if not cfg.get_bool("plugin.mcollective_py.replay_protection", True):
-        return None
-    max_ttl = cfg.get_int("plugin.mcollective_py.replay_max_ttl", DEFAULT_MAX_TTL)
-    if max_ttl is None or max_ttl < 1:
-        raise ConfigError(
-            f"plugin.mcollective_py.replay_max_ttl = {max_ttl} (from "
-            f"{cfg.origin('plugin.mcollective_py.replay_max_ttl')}) must be at least 1 second"
-        )
-    cache = ReplayCache(
-        skew=cfg.get_float("plugin.mcollective_py.replay_skew", 60.0) or 0.0,
-        max_entries=cfg.get_int("plugin.mcollective_py.replay_max_entries", 100_000) or 100_000,
-        max_ttl=max_ttl,
-    )
-    strict = cfg.get_bool("plugin.mcollective_py.replay_strict", False)
-    return lambda req: cache.check(
-        req.requestid,
-        req.msgtime,
-        req.ttl,
-        content_key(req, provider.authenticated(req)) if strict else None,
-    )
-
-
-def authorizer(cfg: Config, state: Any) -> Any:
-    """Ruby's switches: ``rpcauthorization = 1`` with ``rpcauthprovider = action_policy``."""
-    if not cfg.get_bool("rpcauthorization", False):
-        return None
-    provider = (cfg.get("rpcauthprovider") or "").strip().lower()
-    if provider not in ("action_policy", "actionpolicy"):
-        raise ConfigError(
-            f"rpcauthprovider {provider!r} (from {cfg.origin('rpcauthprovider')}) is not supported; use action_policy"
-        )
-    from ..server.policy import PolicyDir
-
-    policies = PolicyDir.from_config(cfg)
-
-    def check(req: Any, rpc: Any) -> tuple[bool, str]:
-        d = policies.authorize(
-            caller=req.callerid,
-            agent=req.agent,
-            action=rpc.action,
-            facts=state.facts(),
-            classes=state.classes(),
-        )
-        return d.allowed, d.reason
-
-    return check
-
-
-def auditor(cfg: Config) -> Any:
-    """Ruby's switches: ``rpcaudit = 1`` with ``rpcauditprovider = logfile``."""
-    if not cfg.get_bool("rpcaudit", False):
-        return None
-    provider = (cfg.get("rpcauditprovider") or "").strip().lower()
-    if provider != "logfile":
-        raise ConfigError(
-            f"rpcauditprovider {provider!r} (from {cfg.origin('rpcauditprovider')}) is not supported; use logfile"
-        )
-    from ..server.audit import AuditEvent, AuditLog
-
-    log = AuditLog.from_config(cfg)
-
-    def record(
-        *, req: Any, rpc: Any, result: Any, allowed: bool, reason: str, duration: float
-    ) -> None:
-        log.record(
-            AuditEvent.from_request(
-                req,
-                decision="allowed" if allowed else "denied",
-                statuscode=result.statuscode,
-                statusmsg=result.statusmsg,
-                duration=duration,
-                reason=reason or None,
-            )
-        )
-
-    return record
+    return build_daemon(cfg, reread)
 
 
 def _daemonize() -> None:

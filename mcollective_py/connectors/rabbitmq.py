@@ -14,16 +14,23 @@ Settings come from an unchanged Ruby ``client.cfg``/``server.cfg``: ``plugin.rab
 ``port`` is the STOMP port, so the AMQP port is ``pool.N.amqp_port`` (default 5672, 5671
 with TLS).  Brokers are tried in pool order, like Ruby's pool.
 
-Every pika/socket exception becomes :class:`TransportError` here.
+Every pika/socket exception becomes :class:`TransportError` in one place,
+:meth:`RabbitMQConnector._boundary`, which also forgets what the broker took away: a closed
+channel (and with it the reply queue's consumer), or the whole connection.  The next call
+then opens a fresh channel, and the next ``connect()`` a fresh connection; ``reply_queue()``
+declares a new queue whenever the old one is gone (channel or connection closed by the
+broker, or the queue deleted: the broker's consumer-cancel notice says so).  A client kept
+open across such trouble therefore completes its next call.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,6 +145,7 @@ class RabbitMQConnector(Connector):
         self._conn: Any = None
         self._ch: Any = None
         self._reply_q: str | None = None
+        self._reply_tag: str | None = None
         self._inbox: collections.deque[Delivery] = collections.deque()
         self._checked_exchanges: set[str] = set()
         self._subscriptions: list[Target] = []
@@ -169,37 +177,79 @@ class RabbitMQConnector(Connector):
             stack_timeout=self.connection_timeout + 1,
             blocked_connection_timeout=30,
             heartbeat=self.heartbeat,
+            # names the connection in rabbitmqctl list_connections and the management UI
+            client_properties={"connection_name": f"mco-py {self.identity}"},
         )
 
     def connect(self) -> None:
+        """Connect, or check that the open connection still stands (a connection the broker
+        closed while we were idle is only noticed by talking to it) and reconnect if not."""
         if self._conn is not None and self._conn.is_open:
-            return
+            try:
+                with self._boundary("cannot check the connection"):
+                    self._conn.process_data_events(time_limit=0)
+            except TransportError as exc:
+                log.info("connection check: %s", exc)
+            if self._conn is not None and self._conn.is_open:
+                return  # still up (a channel the broker closed is reopened on next use)
         failures = []
         for b in self.brokers:
             try:
-                self._conn = pika.BlockingConnection(self._params(b))
-                self._ch = self._conn.channel()
+                with self._boundary(b.where, broker=b):
+                    self._conn = pika.BlockingConnection(self._params(b))
+                self._channel()
                 self.connected_to = b
                 log.debug("connected to %s vhost %s", b.where, b.vhost)
                 return
-            except pika.exceptions.ProbableAuthenticationError:
-                failures.append(f"{b.where}: login refused for user {b.user!r}")
-            except pika.exceptions.ProbableAccessDeniedError:
-                failures.append(
-                    f"{b.where}: vhost {b.vhost!r} does not exist or user {b.user!r} may not use it"
-                )
-            except (pika.exceptions.AMQPError, OSError, ssl.SSLError) as exc:
-                failures.append(f"{b.where}: {_describe(exc)}")
+            except TransportError as exc:
+                failures.append(str(exc))
         raise TransportError(
             "cannot connect to RabbitMQ at "
             + "; ".join(failures)
             + " — check that the broker runs and plugin.rabbitmq.pool.* (amqp_port, user, vhost) are right"
         )
 
-    def close(self) -> None:
-        conn, self._conn, self._ch = self._conn, None, None
-        self._reply_q = None
+    @contextlib.contextmanager
+    def _boundary(
+        self, doing: str, *, broker: Broker | None = None, missing: str = "", forget: bool = True
+    ) -> Iterator[None]:
+        """The one place pika/socket exceptions become TransportError ("<doing>: <reason>",
+        e.g. "cannot publish to x/y: connection reset by the broker").  A channel the broker closed is forgotten with the reply queue it carried;
+        a lost connection is forgotten whole.  ``missing`` replaces the reason when the broker
+        answers 404 NOT_FOUND; ``broker`` names the pool entry for login/vhost refusals."""
+        try:
+            yield
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            if forget and isinstance(exc, pika.exceptions.AMQPChannelError):
+                self._forget_channel()
+            elif forget:
+                self._forget_connection()
+            reason = _describe(exc, broker)
+            if missing and getattr(exc, "reply_code", None) == 404:
+                reason = missing
+            raise TransportError(f"{doing}: {reason}") from None
+
+    def _forget_channel(self) -> None:
+        self._ch = None
+        self._reply_q = None  # its consumer went with the channel; auto_delete removed it
+
+    def _forget_connection(self) -> None:
+        self._forget_channel()
+        self._conn = None
         self._checked_exchanges.clear()
+
+    def _on_cancel(self, *args: Any) -> None:
+        """The broker cancelled a consumer (its queue was deleted)."""
+        frame = args[-1]
+        if getattr(frame.method, "consumer_tag", None) == self._reply_tag:
+            log.info(
+                "the broker cancelled the reply queue %s; a new one will be declared", self._reply_q
+            )
+            self._reply_q = None
+
+    def close(self) -> None:
+        conn = self._conn
+        self._forget_connection()
         try:
             if conn is not None and conn.is_open:
                 conn.close()
@@ -214,10 +264,9 @@ class RabbitMQConnector(Connector):
         if self._ch is None or not self._ch.is_open:
             if self._conn is None or not self._conn.is_open:
                 raise TransportError("not connected to RabbitMQ; call connect() first")
-            try:
+            with self._boundary("cannot open a channel"):
                 self._ch = self._conn.channel()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                raise TransportError(f"cannot open a channel: {_describe(exc)}") from None
+                self._ch.add_on_cancel_callback(self._on_cancel)
         return self._ch
 
     # ---------------------------------------------------------------- client side
@@ -225,30 +274,23 @@ class RabbitMQConnector(Connector):
         if self._reply_q is not None:
             return self._reply_q
         ch = self._channel()
-        try:
+        with self._boundary("cannot declare a reply queue"):
             q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
-            ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            raise TransportError(f"cannot declare a reply queue: {_describe(exc)}") from None
-        self._reply_q = q
+            tag = ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
+        self._reply_q, self._reply_tag = q, tag
         return q
 
     def _check_exchange(self, name: str) -> None:
         if name in self._checked_exchanges or name == "":
             return
-        try:
+        b = self.connected_to
+        with self._boundary(
+            f"cannot check exchange {name!r}",
+            missing=f"it does not exist in vhost {b.vhost if b else '?'!r}; "
+            "create the MCollective exchanges (<collective>_broadcast topic, "
+            "<collective>_directed direct) or check the collective name",
+        ):
             self._channel().exchange_declare(exchange=name, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            self._ch = None
-            self._reply_q = None if self._reply_q is None else self._reply_q
-            b = self.connected_to
-            raise TransportError(
-                f"exchange {name!r} does not exist in vhost {b.vhost if b else '?'!r} ({exc.reply_text}); "
-                "create the MCollective exchanges (<collective>_broadcast topic, "
-                "<collective>_directed direct) or check the collective name"
-            ) from None
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            raise TransportError(f"cannot check exchange {name!r}: {_describe(exc)}") from None
         self._checked_exchanges.add(name)
 
     def publish(
@@ -276,14 +318,10 @@ class RabbitMQConnector(Connector):
             reply_to=reply_to,
             headers={"mc_sender": sender or self.identity},
         )
-        try:
+        with self._boundary(f"cannot publish to {exchange or '(default)'}/{key}"):
             self._channel().basic_publish(
                 exchange=exchange, routing_key=key, body=payload, properties=props
             )
-        except (pika.exceptions.AMQPError, OSError) as exc:
-            raise TransportError(
-                f"publish to {exchange or '(default)'}/{key} failed: {_describe(exc)}"
-            ) from None
 
     def publish_threadsafe(
         self,
@@ -306,9 +344,13 @@ class RabbitMQConnector(Connector):
                 log.warning("could not send to %s: %s", target.reply_to or target, exc)
 
         try:
-            conn.add_callback_threadsafe(send)
-        except (pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
-            log.warning("dropping a message for %s: %s", target, _describe(exc))
+            # from a worker thread: report, but leave the connection state to its own thread
+            with self._boundary(
+                f"cannot hand a message for {target} to the connection", forget=False
+            ):
+                conn.add_callback_threadsafe(send)
+        except (TransportError, RuntimeError) as exc:
+            log.warning("dropping a message: %s", exc)
 
     # ---------------------------------------------------------------- node side
     def subscribe(self, targets: Sequence[Target]) -> None:
@@ -323,14 +365,10 @@ class RabbitMQConnector(Connector):
             else:
                 raise TransportError(f"cannot subscribe to a {t.kind} target")
             self._check_exchange(exchange)
-            try:
+            with self._boundary(f"cannot subscribe to {exchange}/{key}"):
                 q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
                 ch.queue_bind(queue=q, exchange=exchange, routing_key=key)
                 ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                raise TransportError(
-                    f"cannot subscribe to {exchange}/{key}: {_describe(exc)}"
-                ) from None
             self._subscriptions.append(t)
 
     # ---------------------------------------------------------------- receiving
@@ -356,10 +394,8 @@ class RabbitMQConnector(Connector):
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             left = deadline - time.monotonic()
-            try:
+            with self._boundary("lost the RabbitMQ connection"):
                 self._conn.process_data_events(time_limit=max(0.0, min(left, 0.25)))
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                raise TransportError(f"lost the RabbitMQ connection: {_describe(exc)}") from None
             if self._inbox:
                 return self._inbox.popleft()
             if left <= 0:
@@ -370,8 +406,17 @@ def _hdr(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def _describe(exc: BaseException) -> str:
-    """A short human reason for a pika/socket failure (pika nests the real cause in args)."""
+def _describe(exc: BaseException, broker: Broker | None = None) -> str:
+    """A short human reason for a pika/socket failure (pika nests the real cause in args);
+    ``broker`` names the user and vhost when the broker refused a login."""
+    if broker is not None and isinstance(exc, pika.exceptions.ProbableAuthenticationError):
+        return f"login refused for user {broker.user!r}"
+    if broker is not None and isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+        return f"vhost {broker.vhost!r} does not exist or user {broker.user!r} may not use it"
+    if isinstance(exc, pika.exceptions.ConnectionClosedByBroker):
+        return f"the broker closed the connection ({exc.reply_code} {exc.reply_text})"
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+        return f"the broker closed the channel ({exc.reply_code} {exc.reply_text})"
     text = " ".join([str(exc), repr(exc), *(repr(a) for a in exc.args)])
     low = text.lower()
     if "connectionrefused" in low or "connection refused" in low:

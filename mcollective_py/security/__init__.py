@@ -1,4 +1,5 @@
-"""Security providers (``psk``, ``ssl``) and the factory that picks one from config."""
+"""Security providers (``psk``, ``ssl``); each is registered by entry point in the
+``mcollective_py.security`` group (setup.cfg) and picked by ``securityprovider``."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ if TYPE_CHECKING:
 
 
 def from_config(cfg: Config) -> SecurityProvider:
-    """Build the provider named by ``securityprovider``; ConfigError if unknown or incomplete.
-    ``plugin.mcollective_py.max_message_bytes`` / ``max_yaml_bytes`` set its size caps."""
-    provider = _provider(cfg)
+    """Build the provider named by ``securityprovider`` (found by entry point, see
+    :mod:`mcollective_py.plugins`); ConfigError if unknown or incomplete."""
+    from ..plugins import security_from_config
+
+    return security_from_config(cfg)
+
+
+def apply_size_caps(provider: SecurityProvider, cfg: Config) -> SecurityProvider:
+    """``plugin.mcollective_py.max_message_bytes`` / ``max_yaml_bytes`` set ``provider``'s size
+    caps (at least 1024 bytes each); ConfigError names a value that is too small."""
     for attr, key in (
         ("max_bytes", "plugin.mcollective_py.max_message_bytes"),
         ("max_yaml_bytes", "plugin.mcollective_py.max_yaml_bytes"),
@@ -31,24 +39,15 @@ def from_config(cfg: Config) -> SecurityProvider:
     return provider
 
 
-def _provider(cfg: Config) -> SecurityProvider:
-    name = cfg.securityprovider
-    if name == "psk":
-        psk = cfg.get("plugin.psk")
-        if not psk:
-            raise ConfigError(
-                "securityprovider psk needs plugin.psk; set it in the config or export MCOLLECTIVE_PSK"
-            )
-        callertype = (cfg.get("plugin.psk.callertype") or "uid").strip()
-        return PskSecurity(psk, callerid=make_callerid(callertype, cfg.identity))
-    if name == "ssl":
-        from .ssl import SslSecurity  # imports cryptography: only when ssl is configured
-
-        return SslSecurity.from_config(cfg)
-    raise ConfigError(
-        f"securityprovider {name!r} (from {cfg.origin('securityprovider')}) is not supported yet; "
-        "use psk or ssl"
-    )
+def psk_from_config(cfg: Config) -> PskSecurity:
+    """The ``psk`` provider: ``plugin.psk`` (or MCOLLECTIVE_PSK) and ``plugin.psk.callertype``."""
+    psk = cfg.get("plugin.psk")
+    if not psk:
+        raise ConfigError(
+            "securityprovider psk needs plugin.psk; set it in the config or export MCOLLECTIVE_PSK"
+        )
+    callertype = (cfg.get("plugin.psk.callertype") or "uid").strip()
+    return PskSecurity(psk, callerid=make_callerid(callertype, cfg.identity))
 
 
 def __getattr__(name: str) -> Any:
@@ -59,4 +58,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SecurityProvider", "PskSecurity", "SslSecurity", "from_config"]
+__all__ = ["SecurityProvider", "PskSecurity", "SslSecurity", "from_config", "psk_from_config"]

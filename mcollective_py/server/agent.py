@@ -11,6 +11,22 @@ Writing an agent::
             if trouble:
                 raise Aborted("why")          # statuscode 1, statusmsg "why"
 
+Inputs: ``req.data`` holds *every* input the DDL declares for the action, validated, with
+the DDL default filled in where the caller sent none (None when the DDL has no default;
+Ruby's client sends the defaults of required inputs only, so the node fills the rest).
+Actions read ``req.data["name"]`` and never re-resolve defaults.
+
+Settings: ``self.settings`` (:class:`AgentSettings`) is the one reader of the agent's
+``plugin.<agent>.*`` config keys, with one precedence for every agent::
+
+    plugin.<agent>.<service>.<key>   (when the caller names a service)
+    plugin.<agent>.<key>
+    the agent class's ``defaults[key]``
+    the call's own ``default``
+
+An empty value counts as unset.  ``settings.seconds()`` reads a positive duration and
+raises :class:`Aborted` naming the key and value otherwise.
+
 Contract (what :meth:`Agent.handle` guarantees, on every host — our daemon or a Ruby node
 through a shim):
 
@@ -29,17 +45,23 @@ through a shim):
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from ..config import Config
 from ..ddl import AgentDDL
 from ..ddl.request import reply_defaults, request_problems
 from ..errors import MCollectiveError
 from ..rpc import RPCReply, StatusCode
 from .policy import DENIED_MESSAGE
+
+if TYPE_CHECKING:
+    from ..ddl.model import Action
+    from .facts import NodeState
 
 log = logging.getLogger(__name__)
 
@@ -128,20 +150,94 @@ class AgentContext:
     facts: Callable[[], Mapping[str, Any]] = dict
     classes: Callable[[], list[str]] = list
 
+    @classmethod
+    def from_config(
+        cls, cfg: Config, state: NodeState, *, identity: str | None = None
+    ) -> AgentContext:
+        """The context every agent of a node gets: its identity (``identity`` overrides the
+        config's, e.g. the start-up one on SIGHUP), every config setting, live facts and
+        classes from ``state``.  The one place an AgentContext is made from config."""
+        return cls(
+            identity=identity or cfg.identity,
+            settings={k: s.value for k, s in cfg.settings.items()},
+            facts=state.facts,
+            classes=state.classes,
+        )
+
+
+class AgentSettings(Mapping[str, str]):
+    """One agent's ``plugin.<agent>.*`` settings (keys without the prefix), read with the
+    precedence in the module docstring.  As a Mapping it holds the configured values only."""
+
+    def __init__(
+        self, agent: str, settings: Mapping[str, str], defaults: Mapping[str, str] | None = None
+    ) -> None:
+        prefix = f"plugin.{agent}."
+        self.agent = agent
+        self.defaults = dict(defaults or {})
+        self._own = {k[len(prefix) :]: v for k, v in settings.items() if k.startswith(prefix)}
+
+    def __getitem__(self, key: str) -> str:
+        return self._own[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._own)
+
+    def __len__(self) -> int:
+        return len(self._own)
+
+    def configured(self, key: str, service: str | None = None) -> str | None:
+        """The configured value only: ``<service>.<key>``, else ``<key>``, else None."""
+        if service and self._own.get(f"{service}.{key}"):
+            return self._own[f"{service}.{key}"]
+        return self._own.get(key) or None
+
+    def value(self, key: str, service: str | None = None, default: str | None = None) -> str | None:
+        """The configured value, else the class default, else ``default``."""
+        return self.configured(key, service) or self.defaults.get(key) or default
+
+    def text(self, key: str, service: str | None = None) -> str:
+        """:meth:`value`, or ``""`` when nothing is configured and there is no default."""
+        return self.value(key, service) or ""
+
+    def seconds(self, key: str, service: str | None = None, default: float | None = None) -> float:
+        """A positive number of seconds; Aborted naming ``plugin.<agent>.<key>`` otherwise
+        (also when nothing is configured and there is no default)."""
+        raw = self.value(key, service)
+        if raw is None and default is not None:
+            return default
+        try:
+            value = float(raw) if raw is not None else -1.0
+        except ValueError:
+            value = -1.0
+        if not value > 0:
+            raise Aborted(
+                f"plugin.{self.agent}.{key} = {raw!r} is not a positive number of seconds"
+            )
+        return value
+
+
+def complete_inputs(act: Action, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every input of ``act``: the DDL default (a fresh copy) wherever the
+    caller sent none or None; inputs the DDL does not declare are kept as sent."""
+    out = {str(k): v for k, v in data.items()}
+    for name, item in act.inputs.items():
+        if out.get(name) is None:
+            out[name] = copy.deepcopy(item.default)
+    return out
+
 
 class Agent:
     """Base of every Python agent. Subclasses set ``name`` and define ``@action`` methods."""
 
     name: ClassVar[str] = ""
+    #: fallbacks for :class:`AgentSettings` (``plugin.<name>.<key>`` not configured)
+    defaults: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, ddl: AgentDDL, context: AgentContext | None = None) -> None:
         self.ddl = ddl
         self.context = context or AgentContext()
-        self.settings = {
-            k[len(f"plugin.{self.name}.") :]: v
-            for k, v in self.context.settings.items()
-            if k.startswith(f"plugin.{self.name}.")
-        }
+        self.settings = AgentSettings(self.name, self.context.settings, self.defaults)
         methods = self.action_methods()
         missing = [a for a in ddl.actions if a not in methods]
         extra = [m for m in methods if m not in ddl.actions]
@@ -195,6 +291,7 @@ class Agent:
             if problems:
                 return RPCReply(StatusCode.INVALID_DATA, problems[0].ruby_message, {})
             reply = Reply({str(k): v for k, v in reply_defaults(act).items()})
+            req = replace(req, data=complete_inputs(act, req.data))
             method = getattr(self, req.action)
             return self._run_with_timeout(method, req, reply)
         except Exception as exc:  # noqa: BLE001 - handle never raises

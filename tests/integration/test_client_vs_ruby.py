@@ -96,8 +96,7 @@ def _cfg_with(ruby_fleet: dict[str, str], tmp_path: Path, extra: str) -> str:
 
 def test_broadcast_and_direct_both_work(ruby_fleet: dict[str, str], tmp_path: Path) -> None:
     from mcollective_py import config
-    from mcollective_py.cli.common import make_client
-    from mcollective_py.client import CallOptions, ClientEvents
+    from mcollective_py.client import CallOptions, Client, ClientEvents
     from mcollective_py.filter import Filter
 
     class Rec(ClientEvents):
@@ -115,7 +114,7 @@ def test_broadcast_and_direct_both_work(ruby_fleet: dict[str, str], tmp_path: Pa
         cfg = config.load(_cfg_with(ruby_fleet, tmp_path, extra), env=env)
         rec = Rec()
         rec.direct = []
-        c = make_client(cfg, rec)
+        c = Client.from_config(cfg, rec)
         try:
             res = c.rpc("rpcutil", "ping", {}, Filter(), CallOptions(discovery_timeout=1.5))
         finally:
