@@ -31,3 +31,41 @@ class Fleet(Protocol):
         *,
         timeout: float,
     ) -> Results: ...
+
+
+class ClientFleet:
+    """The real :class:`Fleet` over a :class:`~mcollective_py.client.Client` (built by the
+    CLI, the composition root, and handed in; this module never builds one).
+
+    Each call checks ``data`` against the agent's DDL (found along ``libdirs`` and the
+    project's ``ddl/``): string keys become the DDL's Symbol keys, the defaults of required
+    inputs are added, and a refused input raises ``ValidationError`` before anything is sent.
+    Identities are static: the request goes to exactly ``identities`` (no discovery round).
+    """
+
+    def __init__(self, client: Any, libdirs: Sequence[str] = ()) -> None:
+        self.client = client
+        self.libdirs = list(libdirs)
+
+    def call(
+        self,
+        agent: str,
+        action: str,
+        data: Mapping[str, Any],
+        identities: Sequence[str],
+        *,
+        timeout: float,
+    ) -> Results:
+        from ..client import CallOptions
+        from ..ddl import apply_defaults, load_agent_ddl, validate_request
+        from ..filter import Filter
+        from ..rubytypes import Symbol
+
+        ddl = load_agent_ddl(agent, self.libdirs)
+        request: dict[Any, Any] = {Symbol(str(k)): v for k, v in data.items()}
+        if action in ddl.actions:
+            request = apply_defaults(ddl.actions[action], request)
+        validate_request(ddl, action, request)
+        flt = Filter.from_cli(identity=list(identities))
+        opts = CallOptions(timeout=timeout, agent_timeout=timeout, discovery_method="mc")
+        return self.client.rpc(agent, action, request, flt, opts)
