@@ -248,6 +248,25 @@ def _gates(service: Service) -> tuple[Gate, ...]:
     return tuple(gates)
 
 
+def node_gates(service: Service, address: str, port: int, version: str) -> tuple[Gate, ...]:
+    """The gates of one node checking ``version`` (``reconcile --repair`` uses them)."""
+    out = []
+    for g in _gates(service):
+        data: dict[str, Any] = {}
+        for k, v in g.data.items():
+            data[k] = (
+                v.replace("{address}", address).replace("{port}", str(port))
+                if isinstance(v, str)
+                else v
+            )
+        if g.action == "service":
+            data["version"] = version
+        if g.action == "tcp":
+            data["port"] = int(data["port"])
+        out.append(Gate(g.name, g.action, data))
+    return tuple(out)
+
+
 def make_plan(
     service: Service,
     environment: str,

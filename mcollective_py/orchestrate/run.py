@@ -50,10 +50,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import TransportError, ValidationError
+from ..release.catalog import Service
 from .events import DeployEvent, DeployHooks
 from .fleet import Fleet
 from .journal import Journal, Lease, StateDir, read_journal
-from .plan import Plan, lb_states_from_status
+from .plan import Plan, lb_states_from_status, node_gates
 
 TERMINAL = ("done", "failed", "rolled_back")
 PING_TIMEOUT = 10.0
@@ -827,6 +828,128 @@ class Executor:
             self.lease = None
         self.journal_close()
         return RunResult(self.run_id, outcome, exit_code, reason, self._done(), failed, maint)
+
+
+@dataclass(frozen=True)
+class NodeTruth:
+    """One node as the fleet reports it now."""
+
+    identity: str
+    lb_states: Mapping[str, str]
+    current_version: str | None
+    previous_version: str | None
+    answered: bool
+    repaired: bool = False
+    note: str = ""
+
+    @property
+    def out_of_pool(self) -> bool:
+        return any(s in ("MAINT", "DRAIN") for s in self.lb_states.values())
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The truth about a service in an environment: every LB's view and every node's release."""
+
+    service: str
+    environment: str
+    load_balancers: tuple[str, ...]
+    nodes: tuple[NodeTruth, ...]
+    silent: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        for n in d["nodes"]:
+            n["lb_states"] = dict(n["lb_states"])
+        return d
+
+
+def reconcile(
+    service: Service,
+    environment: str,
+    fleet: Fleet,
+    *,
+    repair_versions: Sequence[str] = (),
+    repair: bool = False,
+) -> Reconciliation:
+    """Rebuild the truth from every LB's ``haproxy status`` and every node's ``deploy status``.
+
+    With ``repair``: a node out of the pool (MAINT/DRAIN on some LB) whose current release is
+    one of ``repair_versions`` (a run's target or a previous release) and passes its gates is
+    put back online on those LBs; any other node is only reported."""
+    placement = service.placement(environment)
+    lbs = tuple(placement.load_balancers) if service.lb is not None else ()
+    idents = [n.identity for n in placement.nodes]
+    silent: list[str] = []
+    views: dict[str, dict[str, str]] = {}
+    if lbs:
+        res = fleet.call(
+            "haproxy", "status", {"backend": service.name}, list(lbs), timeout=STATUS_TIMEOUT
+        )
+        got = {r.sender: r for r in res.replies}
+        for lb in lbs:
+            r = got.get(lb)
+            if r is None or not r.ok:
+                silent.append(lb)
+                continue
+            views[lb] = lb_states_from_status(list(r.data.get("backends") or []), service.name)
+    st = fleet.call("deploy", "status", {"service": service.name}, idents, timeout=STATUS_TIMEOUT)
+    status = {r.sender: r for r in st.replies if r.ok}
+    silent += [n for n in idents if n not in status]
+    out = []
+    for n in placement.nodes:
+        r = status.get(n.identity)
+        truth = NodeTruth(
+            n.identity,
+            {lb: views[lb].get(n.identity, "absent") for lb in views},
+            r.data.get("current_version") if r else None,
+            r.data.get("previous_version") if r else None,
+            r is not None,
+        )
+        if repair and truth.out_of_pool:
+            truth = _repair(service, n.address, n.port, truth, fleet, repair_versions)
+        out.append(truth)
+    return Reconciliation(service.name, environment, lbs, tuple(out), tuple(silent))
+
+
+def _repair(
+    service: Service,
+    address: str,
+    port: int,
+    truth: NodeTruth,
+    fleet: Fleet,
+    versions: Sequence[str],
+) -> NodeTruth:
+    if truth.current_version is None or truth.current_version not in versions:
+        return replace(
+            truth,
+            note=f"left out: runs {truth.current_version!r}, not one of {', '.join(versions) or 'none'}",
+        )
+    for g in node_gates(service, address, port, truth.current_version):
+        res = fleet.call("healthcheck", g.action, g.data, [truth.identity], timeout=CHECK_TIMEOUT)
+        r = next((x for x in res.replies if x.sender == truth.identity), None)
+        if r is None or not r.ok or r.data.get("ok") is False:
+            why = (r.data.get("detail") or r.statusmsg) if r else "no response"
+            return replace(truth, note=f"left out: gate {g.name} failed: {why}")
+    lbs = [lb for lb, s in truth.lb_states.items() if s in ("MAINT", "DRAIN")]
+    res = fleet.call(
+        "haproxy",
+        "to_online",
+        {"server": truth.identity, "backend": service.name, "timeout": 30},
+        lbs,
+        timeout=60,
+    )
+    ok = {r.sender for r in res.replies if r.ok}
+    states = dict(truth.lb_states)
+    for lb in ok:
+        states[lb] = "UP"
+    if set(lbs) <= ok:
+        return replace(truth, lb_states=states, repaired=True, note="put back online")
+    return replace(
+        truth, lb_states=states, note=f"to_online failed on {', '.join(sorted(set(lbs) - ok))}"
+    )
 
 
 def open_runs(state: StateDir, service: str, environment: str) -> list[str]:
