@@ -287,6 +287,12 @@ def make_plan(
     strategy breaks a safety rule.
     """
     release = service.release(version, environment)
+    if service.deploy != "artifact":
+        raise PlanRefused(
+            f"{service.name} is released by Puppet (deploy: {service.deploy}); mco-py deploy "
+            "drives artifact releases (deploy: artifact) only: use mco-py rpc deploy "
+            "puppet_apply, or switch the service to artifact releases"
+        )
     placement = service.placement(environment)
     lbs = tuple(placement.load_balancers) if service.lb is not None else ()
     versions = dict(current_versions or {})

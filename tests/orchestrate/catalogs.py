@@ -50,4 +50,6 @@ def catalog_doc(
 
 
 def catalog(*args: Any, **kw: Any) -> Catalog:
-    return parse_catalog(yaml.safe_dump(catalog_doc(*args, **kw)), source="test-catalog.yaml")
+    return parse_catalog(
+        yaml.safe_dump(catalog_doc(*args, **kw), sort_keys=False), source="test-catalog.yaml"
+    )
