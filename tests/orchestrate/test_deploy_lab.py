@@ -88,7 +88,7 @@ def test_rolling_deploy_zero_failed_requests_two_lbs(lab: DeployLab) -> None:
     cap = {rec["lb"] for rec in recs if rec["kind"] == "capacity"}
     assert cap == set(LBS)  # the guard read both
     m = re.search(
-        r"time\s+([\d.]+) s wall, ([\d.]+) s in drains, gates and waits, ([\d.]+) s driver overhead",
+        r"time\s+([\d.]+) s wall, ([\d.]+) s in node actions \(drains, activations, gates\) and waits, ([\d.]+) s driver overhead",
         r.stdout,
     )
     assert m, r.stdout
