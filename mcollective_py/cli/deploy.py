@@ -275,8 +275,8 @@ def _report(term: Terminal, result: RunResult, journal: str) -> int:
     if result.in_maintenance:
         out.write(f"  IN MAINTENANCE  {', '.join(result.in_maintenance)}\n")
     out.write(
-        f"  time            {result.wall:.1f} s wall, {result.waited:.1f} s in node actions "
-        f"(drains, activations, gates) and waits, {result.overhead:.2f} s driver overhead\n"
+        f"  time            {result.wall:.1f} s wall, {result.waited:.1f} s in node calls "
+        f"and waits (drains, activations, gates, reads, settles), {result.overhead:.2f} s driver overhead\n"
     )
     out.write(f"  journal         {journal}\n")
     if result.outcome == "paused":

@@ -79,7 +79,7 @@ class RunResult:
     failed: Mapping[str, str] = field(default_factory=dict)
     in_maintenance: tuple[str, ...] = ()
     overhead: float = 0.0
-    waited: float = 0.0
+    waited: float = 0.0  # seconds in fleet calls (node actions, status reads) and sleeps
     wall: float = 0.0
 
 
@@ -132,7 +132,7 @@ class Executor:
         self.approved = False
         self.lease: Lease | None = None
         self.journal: Journal | None = None
-        self.waited = 0.0  # seconds spent in drains, gates, settles and capacity waits
+        self.waited = 0.0  # seconds in fleet calls and sleeps: the nodes' time, not ours
         self._step = 0
         self._renewed = 0.0
         self._resumed = False
@@ -215,10 +215,13 @@ class Executor:
         out: dict[str, _Reply] = {}
         if not nodes:
             return out
+        t0 = self.clock()
         try:
             res = self.fleet.call(agent, action, data, list(nodes), timeout=timeout)
         except ValidationError as exc:
             return {n: _Reply(False, f"refused by the {agent} DDL: {exc}", {}) for n in nodes}
+        finally:
+            self.waited += self.clock() - t0
         for r in res.replies:
             if r.sender in nodes:
                 out[r.sender] = _Reply(r.ok, r.statusmsg, dict(r.data))
@@ -226,10 +229,10 @@ class Executor:
             out.setdefault(n, _Reply(False, f"no response within {timeout:g} s", {}))
         return out
 
-    def _timed(self, fn: Callable[[], Any]) -> Any:
+    def _sleep(self, seconds: float) -> None:
         t0 = self.clock()
         try:
-            return fn()
+            self.sleep(seconds)
         finally:
             self.waited += self.clock() - t0
 
@@ -337,7 +340,7 @@ class Executor:
                 self.journal_close()
                 return RunResult(self.run_id, "paused", 4, "paused after the canary", self._done())
             if not last and plan.settle:
-                self._timed(lambda: self.sleep(plan.settle))
+                self._sleep(plan.settle)
         if budget_spent:
             n = self._failures()
             reason = f"{n} failed node(s), more than the failure budget of {plan.max_failures}"
@@ -349,7 +352,7 @@ class Executor:
             raise _Stop("failed", f"{self._failures()} node(s) failed", 1)
         if plan.migration and plan.migration.get("phase") == "post":
             if plan.settle:
-                self._timed(lambda: self.sleep(plan.settle))
+                self._sleep(plan.settle)
             self._migrate("post")
         return self._finish("done", "", 0)
 
@@ -401,7 +404,6 @@ class Executor:
             [node],
             float(m.get("timeout", 600)) + 30,
         )[node]
-        self.waited += self.clock() - t0
         self.emit(
             "migration",
             node=node,
@@ -475,7 +477,7 @@ class Executor:
                     + f") and capacity did not come back within {self.plan.capacity_wait:g} s",
                     1,
                 )
-            self._timed(lambda: self.sleep(CAPACITY_POLL))
+            self._sleep(CAPACITY_POLL)
 
     # -- per step
     def _step_nodes(self, todo: list[str]) -> bool:
@@ -539,7 +541,6 @@ class Executor:
             wave.append(n)
             if not node.load_balancers:
                 continue
-            t0 = self.clock()
             replies = self._call(
                 "haproxy",
                 "to_maintenance",
@@ -547,7 +548,6 @@ class Executor:
                 node.load_balancers,
                 plan.drain_timeout + 30,
             )
-            self.waited += self.clock() - t0
             bad = {lb: r.message for lb, r in replies.items() if not r.ok}
             if bad:
                 # deadline policy: never cut sessions; back online, old release, a failure
@@ -571,14 +571,12 @@ class Executor:
             return False
         for n in live:
             self._set(n, "activate")
-        act = self._timed(
-            lambda: self._call(
-                "deploy",
-                "activate",
-                {"service": plan.service, "version": plan.version},
-                live,
-                ACTIVATE_TIMEOUT,
-            )
+        act = self._call(
+            "deploy",
+            "activate",
+            {"service": plan.service, "version": plan.version},
+            live,
+            ACTIVATE_TIMEOUT,
         )
         failed = {n: f"activate: {act[n].message}" for n in live if not act[n].ok}
         live = [n for n in live if n not in failed]
@@ -626,34 +624,29 @@ class Executor:
         passed: dict[str, int] = {n: 0 for n in nodes}
         last: dict[str, str] = {}
         pending = list(nodes)
-        try:
-            while pending:
-                for n in list(pending):
-                    problem = self._gate_round(n, version)
-                    if problem is None:
-                        passed[n] += 1
-                        if passed[n] >= rounds_needed:
-                            pending.remove(n)
-                    else:
-                        passed[n] = 0
-                        last[n] = problem
-                if not pending:
-                    break
-                if self.clock() >= deadline:
-                    return {
-                        n: f"gate: {last.get(n, 'not healthy long enough')} "
-                        f"(deadline {plan.gate_deadline:g} s)"
-                        for n in pending
-                    }
-                wait = (
-                    plan.min_healthy_time
-                    if all(passed[n] for n in pending)
-                    else plan.gate_retry_delay
-                )
-                self.sleep(max(0.0, min(wait, deadline - self.clock())))
-            return {}
-        finally:
-            self.waited += self.clock() - t0
+        while pending:
+            for n in list(pending):
+                problem = self._gate_round(n, version)
+                if problem is None:
+                    passed[n] += 1
+                    if passed[n] >= rounds_needed:
+                        pending.remove(n)
+                else:
+                    passed[n] = 0
+                    last[n] = problem
+            if not pending:
+                break
+            if self.clock() >= deadline:
+                return {
+                    n: f"gate: {last.get(n, 'not healthy long enough')} "
+                    f"(deadline {plan.gate_deadline:g} s)"
+                    for n in pending
+                }
+            wait = (
+                plan.min_healthy_time if all(passed[n] for n in pending) else plan.gate_retry_delay
+            )
+            self._sleep(max(0.0, min(wait, deadline - self.clock())))
+        return {}
 
     def _gate_round(self, node: str, version: str) -> str | None:
         for g in self.plan.gates_for(node, version):
@@ -681,7 +674,6 @@ class Executor:
         node = plan.node(n)
         if not node.load_balancers:
             return None
-        t0 = self.clock()
         replies = self._call(
             "haproxy",
             "to_online",
@@ -689,7 +681,6 @@ class Executor:
             node.load_balancers,
             plan.online_timeout + 30,
         )
-        self.waited += self.clock() - t0
         bad = {lb: r.message for lb, r in replies.items() if not r.ok}
         if bad:
             return "online: " + "; ".join(f"{lb}: {m}" for lb, m in bad.items())
@@ -729,15 +720,13 @@ class Executor:
             return
         # the node may have been put online (a failed to_online, or a kill): out first
         problem = self._to_maintenance(n) if plan.node(n).load_balancers else None
-        r = self._timed(
-            lambda: self._call(
-                "deploy",
-                "rollback",
-                {"service": plan.service, "version": prev},
-                [n],
-                ACTIVATE_TIMEOUT,
-            )[n]
-        )
+        r = self._call(
+            "deploy",
+            "rollback",
+            {"service": plan.service, "version": prev},
+            [n],
+            ACTIVATE_TIMEOUT,
+        )[n]
         bad: dict[str, str] = {}
         if problem:
             bad[n] = f"could not take it out of the pool: {problem}"

@@ -1,8 +1,9 @@
 """A real deploy lab on loopback (127.0.12.x) for the ``mco-py deploy`` integration tests.
 
-* 4 app nodes ``web1..web4``: each an ``mco-py server`` (deploy, healthcheck agents) whose
-  deploy agent fetches from the artifact server and restarts the app with ``appctl.py``; the
-  app listens on 127.0.12.(10+i).
+* 4 app nodes: ``web1..web3``, each an ``mco-py server``, and ``node1``, a real Ruby
+  ``mcollectived`` (ruby-fleet) hosting our deploy and healthcheck agents through shims (a
+  mixed fleet).  Each deploy agent fetches from the artifact server and restarts the app with
+  ``appctl.py``; the app listens on 127.0.12.(10+i).
 * 2 load balancers ``lb1``/``lb2``: each a real HAProxy (master-worker, server-state-file,
   backend ``shop`` = web1..web4, http check every 100 ms) and an ``mco-py server`` whose
   haproxy agent drives its admin socket.
@@ -35,9 +36,20 @@ import yaml
 
 from tests.agents_py.lab import HAPROXY, ArtifactServer, free_port
 from tests.agents_py.releases_fixture import APP, SMOKE
-from tests.conftest import MCO_PY, REPO, PythonFleet, lab_dir, ns_vhost, run_mco_py
+from tests.conftest import (
+    MCO_PY,
+    REPO,
+    RUBY_FLEET,
+    PythonFleet,
+    fleet_up,
+    lab_dir,
+    ns_vhost,
+    run_mco_py,
+)
 
-NODES = ["web1", "web2", "web3", "web4"]
+PY_NODES = ["web1", "web2", "web3"]
+RUBY_NODE = "node1"  # ruby-fleet names its nodes node1..N
+NODES = [*PY_NODES, RUBY_NODE]
 LBS = ["lb1", "lb2"]
 GOOD = ["1.0.0", "1.1.0", "1.3.0", "1.4.0", "1.5.0", "1.6.0"]
 BAD = "1.2.0"  # its app answers /health with 503
@@ -231,6 +243,17 @@ class DeployLab:
 
     def __init__(self) -> None:
         self.root = lab_dir("deploy-lab")
+        self.ruby_env: dict[str, str] | None = None
+        self.app_pidfiles: list[Path] = []
+        self.haproxies: dict[str, HAProxy] = {}
+        self._fleet: PythonFleet | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self.artifacts = ArtifactServer(host="127.0.12.3")
         self.sha: dict[str, str] = {}
         for v in [*GOOD, BAD]:
@@ -248,29 +271,72 @@ class DeployLab:
             )
             for j, lb in enumerate(LBS)
         }
-        self.fleet = PythonFleet(self.root / "nodes", ns_vhost("deploy-lab"), NODES + LBS)
+        vhost = ns_vhost("deploy-lab")
+        self._fleet = PythonFleet(self.root / "nodes", vhost, PY_NODES + LBS)
         appctl = REPO / "tests" / "agents_py" / "appctl.py"
+        node_dirs = {n: self.root / "nodes" / n for n in PY_NODES}
+        node_dirs[RUBY_NODE] = self.root / "ruby" / "nodes" / RUBY_NODE
+        settings = {}
         for n in NODES:
-            d = self.root / "nodes" / n
+            d = node_dirs[n]
             restart = (
                 f"{sys.executable} {appctl} restart --pidfile {d / 'app.pid'} "
                 f"--app {d / 'releases' / 'shop' / 'current' / 'app.py'} "
                 f"--host {self.addr[n]} --port {self.port[n]}"
             )
-            with open(d / "server.cfg", "a") as fh:
-                fh.write(
-                    f"plugin.deploy.root = {d / 'releases'}\n"
-                    f"plugin.deploy.config_dir = {d / 'etc'}\n"
-                    f"plugin.deploy.artifact_url = {self.artifacts.base}/artifacts/{{service}}/{{service}}-{{version}}.tar.gz\n"
-                    "plugin.deploy.service_manager = command\n"
-                    f"plugin.deploy.restart_command = {restart}\n"
-                    "plugin.deploy.restart_timeout = 20\n"
-                )
+            settings[n] = {
+                "root": str(d / "releases"),
+                "config_dir": str(d / "etc"),
+                "artifact_url": f"{self.artifacts.base}/artifacts/{{service}}/{{service}}-{{version}}.tar.gz",
+                "service_manager": "command",
+                "restart_command": restart,
+                "restart_timeout": "20",
+            }
+        self.app_pidfiles = [node_dirs[n] / "app.pid" for n in NODES]
+        for n in PY_NODES:
+            with open(node_dirs[n] / "server.cfg", "a") as fh:
+                fh.write("".join(f"plugin.deploy.{k} = {v}\n" for k, v in settings[n].items()))
         for lb, hp in self.haproxies.items():
             with open(self.root / "nodes" / lb / "server.cfg", "a") as fh:
                 fh.write(
                     f"plugin.haproxy.socket = {hp.socket}\nplugin.haproxy.poll_interval = 0.05\n"
                 )
+        # the Ruby node: shims for our agents, its settings in plugin.d (read by the shim's
+        # `mco-py agent run -c <its server.cfg>`)
+        shims = self.root / "shims"
+        (self.root / "shim-build.cfg").write_text("")
+        r = subprocess.run(
+            [
+                *MCO_PY,
+                "shim",
+                "build",
+                "deploy",
+                "healthcheck",
+                "--out",
+                str(shims),
+                "-c",
+                str(self.root / "shim-build.cfg"),
+            ],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
+        assert r.returncode == 0, r.stderr
+        ruby_dir = self.root / "ruby"
+        ruby_dir.mkdir()
+        ruby_dir.chmod(0o755)
+        self.ruby_env = fleet_up(
+            ruby_dir,
+            1,
+            vhost=vhost,
+            extra={"LAB_COMPAT": "0", "LAB_PLUGIN_DIRS": str(shims), "PYTHONPATH": str(REPO)},
+        )
+        plugin_d = node_dirs[RUBY_NODE] / "plugin.d"
+        plugin_d.mkdir(exist_ok=True)
+        (plugin_d / "deploy.cfg").write_text(
+            "".join(f"{k} = {v}\n" for k, v in settings[RUBY_NODE].items())
+        )
         self.fleet.up()
         self.env = dict(self.fleet.env, MCO_PY_STATE_DIR=str(self.root / "state"))
         self.catalog = self.root / "services.yaml"
@@ -318,6 +384,11 @@ class DeployLab:
             },
         }
 
+    @property
+    def fleet(self) -> PythonFleet:
+        assert self._fleet is not None
+        return self._fleet
+
     def deploy_cmd(self, *args: str) -> list[str]:
         """``mco-py deploy ARGS -c client.cfg`` (+ ``--catalog`` for the commands taking one)."""
         cmd = [*MCO_PY, "deploy", *args, "-c", str(self.fleet.client_cfg)]
@@ -346,23 +417,24 @@ class DeployLab:
         return out
 
     def stop(self) -> None:
-        self.fleet.down()
-        appctl = REPO / "tests" / "agents_py" / "appctl.py"
-        for n in NODES:
+        """Stop everything started so far (each by its own pid); safe after a failed start."""
+        if self._fleet is not None:
+            self._fleet.down()
+        if self.ruby_env is not None:
             subprocess.run(
-                [
-                    sys.executable,
-                    str(appctl),
-                    "stop",
-                    "--pidfile",
-                    str(self.root / "nodes" / n / "app.pid"),
-                ],
+                [str(RUBY_FLEET), "down"], env=self.ruby_env, capture_output=True, timeout=120
+            )
+        appctl = REPO / "tests" / "agents_py" / "appctl.py"
+        for pidfile in self.app_pidfiles:
+            subprocess.run(
+                [sys.executable, str(appctl), "stop", "--pidfile", str(pidfile)],
                 check=False,
                 timeout=30,
             )
         for hp in self.haproxies.values():
             hp.stop()
-        self.artifacts.stop()
+        if hasattr(self, "artifacts"):
+            self.artifacts.stop()
 
 
 def pid_alive(pid: int) -> bool:
