@@ -249,19 +249,30 @@ def _live_state(
     return lb_state, versions
 
 
-def _make_plan(args: argparse.Namespace, fleet: Fleet | None) -> tuple[Plan, Service]:
+def _inputs(args: argparse.Namespace) -> tuple[Service, Strategy]:
+    """Everything that can be refused without the network: catalog, service, environment,
+    version, strategy, and the plan's safety rules on the catalog alone."""
     from ..orchestrate.plan import make_plan
     from ..release import load_catalog
 
     catalog = load_catalog(args.catalog)
     catalog.environment(args.env)
     service = catalog.service(args.service)
-    service.release(args.version, args.env)  # a bad version fails before any network work
     strategy = _strategy(args)
+    make_plan(service, args.env, args.version, strategy)  # raises UsageError / PlanRefused
+    return service, strategy
+
+
+def _make_plan(
+    args: argparse.Namespace, service: Service, strategy: Strategy, fleet: Fleet | None
+) -> Plan:
+    """The plan on the live state (LB states, the nodes' versions) when ``fleet`` is given."""
+    from ..orchestrate.plan import make_plan
+
     lb_state, versions = _live_state(fleet, service, args.env) if fleet else (None, {})
     return make_plan(
         service, args.env, args.version, strategy, lb_state=lb_state, current_versions=versions
-    ), service
+    )
 
 
 def _report(term: Terminal, result: RunResult, journal: str) -> int:
@@ -317,22 +328,21 @@ def cmd_run(args: argparse.Namespace, term: Terminal) -> int:
     from ..orchestrate.run import open_runs
 
     # 1. bad input fails before anything touches the network or the disk
+    service, strategy = _inputs(args)
     state = _state(args)
     # 2. one run per service and environment: an unfinished one must be resumed or aborted
-    lease = state.read_lease(args.service, args.env)
-    if lease is not None and not lease.stale(time.time(), state.host):
-        pass  # acquire() below refuses with the holder's details
-    else:
-        stuck = open_runs(state, args.service, args.env)
-        if stuck:
-            raise LeaseHeld(
-                f"run {stuck[-1]} of {args.service} in {args.env} did not finish (killed or "
-                f"paused); `mco-py deploy resume {stuck[-1]}` or `mco-py deploy abort "
-                f"{stuck[-1]}` first"
-            )
+    state.refuse_if_held(args.service, args.env)
+    stuck = open_runs(state, args.service, args.env)
+    if stuck:
+        raise LeaseHeld(
+            f"run {stuck[-1]} of {args.service} in {args.env} did not finish (killed or "
+            f"paused); `mco-py deploy resume {stuck[-1]}` or `mco-py deploy abort "
+            f"{stuck[-1]}` first"
+        )
+    # 3. the plan on the live state, shown before anything moves
     fleet, client = _fleet(args)
     try:
-        plan, _ = _make_plan(args, fleet)
+        plan = _make_plan(args, service, strategy, fleet)
         for line in describe(plan):
             term.out.write(line + "\n")
         if not args.yes and sys.stdin.isatty():
@@ -353,6 +363,7 @@ def cmd_plan(args: argparse.Namespace, term: Terminal) -> int:
     from ..orchestrate.plan import describe
     from ..release import data_dir, load_catalog, plan_writes, render_release
 
+    service, strategy = _inputs(args)
     fleet, client = (None, None)
     note = ""
     if not args.offline:
@@ -362,10 +373,10 @@ def cmd_plan(args: argparse.Namespace, term: Terminal) -> int:
             note = f"(live state not read: {exc})"
     try:
         try:
-            plan, _ = _make_plan(args, fleet)
+            plan = _make_plan(args, service, strategy, fleet)
         except TransportError as exc:
             note = f"(live state not read: {exc})"
-            plan, _ = _make_plan(args, None)
+            plan = _make_plan(args, service, strategy, None)
         for line in describe(plan):
             term.out.write(line + "\n")
         if note or args.offline:

@@ -187,18 +187,7 @@ class StateDir:
             if old is not None and not old.stale(now, self.host):
                 ours = old.run_id == run_id and (old.pid == os.getpid() or old.expiry is None)
                 if not ours:
-                    until = (
-                        "until it is resumed or aborted"
-                        if old.expiry is None
-                        else f"until {time.strftime('%H:%M:%S', time.gmtime(old.expiry))} UTC"
-                    )
-                    what = "is paused" if old.expiry is None else "is running"
-                    raise LeaseHeld(
-                        f"{service} in {environment} is locked by run {old.run_id} "
-                        f"(owner {old.owner}, pid {old.pid} on {old.host}), which {what}; "
-                        f"the lease holds {until}: wait, or use "
-                        f"`mco-py deploy status|resume|abort {old.run_id}`"
-                    )
+                    raise _held(old)
             lease = Lease(
                 service,
                 environment,
@@ -211,6 +200,12 @@ class StateDir:
             )
             self._write_lease(path, lease)
             return lease, old
+
+    def refuse_if_held(self, service: str, environment: str) -> None:
+        """LeaseHeld if a live (or paused) run holds ``service`` in ``environment``."""
+        cur = self.read_lease(service, environment)
+        if cur is not None and not cur.stale(self.clock(), self.host):
+            raise _held(cur)
 
     def renew(self, lease: Lease, ttl: float = LEASE_TTL, *, paused: bool = False) -> Lease:
         """Extend our lease (or park it for a paused run); LeaseLost if the token changed."""
@@ -244,6 +239,21 @@ class StateDir:
             cur = self.read_lease(lease.service, lease.environment)
             if cur is not None and cur.token == lease.token:
                 path.unlink(missing_ok=True)
+
+
+def _held(old: Lease) -> LeaseHeld:
+    until = (
+        "until it is resumed or aborted"
+        if old.expiry is None
+        else f"until {time.strftime('%H:%M:%S', time.gmtime(old.expiry))} UTC"
+    )
+    what = "is paused" if old.expiry is None else "is running"
+    return LeaseHeld(
+        f"{old.service} in {old.environment} is locked by run {old.run_id} "
+        f"(owner {old.owner}, pid {old.pid} on {old.host}), which {what}; "
+        f"the lease holds {until}: wait, or use "
+        f"`mco-py deploy status|resume|abort {old.run_id}`"
+    )
 
 
 class LeaseLost(JournalError):
