@@ -21,6 +21,12 @@ def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
+def _step_label(name: object, index: int | None) -> str:
+    """``step canary``, ``step 1``, ... whatever the plan called the step."""
+    text = str(name) if name else str(index)
+    return text if text.startswith("step") else f"step {text}"
+
+
 class ProgressView(DeployHooks):
     """Writes the run to ``out``; ``live`` (a tty) rewrites a status line in place."""
 
@@ -63,8 +69,8 @@ class ProgressView(DeployHooks):
         elif e.kind == "migration":
             self._line(f"{t} migration {d.get('phase')} on {e.node}: {e.outcome}")
         elif e.kind == "step_start":
-            self._step = str(d.get("name", e.step))
-            self._line(f"{t} step {self._step}: {', '.join(d.get('nodes', []))}")
+            self._step = _step_label(d.get("name"), e.step)
+            self._line(f"{t} {self._step}: {', '.join(d.get('nodes', []))}")
         elif e.kind == "node_state":
             if e.state in ("done", "failed", "rolled_back"):
                 why = f" ({d.get('reason')})" if d.get("reason") else ""
@@ -88,7 +94,7 @@ class ProgressView(DeployHooks):
             elif self.live:
                 self._live(f"[{self._step}] {e.lb}: {d.get('online')}/{d.get('total')} UP")
         elif e.kind == "step_end":
-            self._line(f"{t} step {d.get('name', e.step)} {e.outcome}")
+            self._line(f"{t} {_step_label(d.get('name'), e.step)} {e.outcome}")
         elif e.kind == "rollback":
             if d.get("scope") == "run":
                 self._line(f"{t} rolling back the run: {', '.join(d.get('nodes', []))}")

@@ -238,7 +238,7 @@ def test_progress_view_plain_lines(tmp_path: Path) -> None:
     lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
     assert lines[1:12] == [
         "preflight: 3 node(s) answered",
-        "step step 1: web1",
+        "step 1: web1",
         "web1 prefetch",
         "web1 drain",
         "web1 activate",
