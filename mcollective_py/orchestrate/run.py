@@ -53,7 +53,7 @@ from ..errors import TransportError, ValidationError
 from ..release.catalog import Service
 from .events import DeployEvent, DeployHooks
 from .fleet import Fleet
-from .journal import Journal, Lease, StateDir, read_journal
+from .journal import LEASE_TTL, Journal, Lease, StateDir, read_journal
 from .plan import Plan, lb_states_from_status, node_gates
 
 TERMINAL = ("done", "failed", "rolled_back")
@@ -136,6 +136,10 @@ class Executor:
         self._step = 0
         self._renewed = 0.0
         self._resumed = False
+        # the lease must outlive the longest call between two records (a drain, a gate round)
+        self.lease_ttl = LEASE_TTL + 2 * (
+            plan.drain_timeout + plan.online_timeout + plan.gate_deadline + plan.capacity_wait
+        )
         self._load()
 
     # ---------------------------------------------------------------- journal
@@ -174,7 +178,7 @@ class Executor:
         )
         if self.lease is not None:  # fencing: never act on a lease that is no longer ours
             if self.wall() - self._renewed > LEASE_RENEW:
-                self.lease = self.state.renew(self.lease)
+                self.lease = self.state.renew(self.lease, self.lease_ttl)
                 self._renewed = self.wall()
             else:
                 self.state.check(self.lease)
@@ -242,7 +246,11 @@ class Executor:
         failure.  Raises LeaseHeld, JournalError, TransportError (infrastructure)."""
         t_start = self.clock()
         self.lease, old = self.state.acquire(
-            self.plan.service, self.plan.environment, self.run_id, lease_owner or self.caller
+            self.plan.service,
+            self.plan.environment,
+            self.run_id,
+            lease_owner or self.caller,
+            self.lease_ttl,
         )
         self._renewed = self.wall()
         self.journal = Journal(self.journal_path)
@@ -686,7 +694,9 @@ class Executor:
             return "online: " + "; ".join(f"{lb}: {m}" for lb, m in bad.items())
         return None
 
-    def _to_maintenance(self, n: str) -> str | None:
+    def _to_maintenance(self, n: str, *, force: bool = True) -> str | None:
+        """Out of the pool on every LB holding ``n``.  ``force`` (a failing node): MAINT even
+        when sessions outlive the deadline; without it (a healthy node) such a drain fails."""
         node = self.plan.node(n)
         replies = self._call(
             "haproxy",
@@ -695,7 +705,7 @@ class Executor:
                 "server": n,
                 "backend": self.plan.backend,
                 "timeout": int(self.plan.drain_timeout),
-                "force": True,
+                "force": force,
             },
             node.load_balancers,
             self.plan.drain_timeout + 30,
@@ -758,9 +768,16 @@ class Executor:
         for n in reversed(done):
             self._wait_for_room(n)
             self._set(n, "drain", previous_version=self.previous.get(n))
-            problem = self._to_maintenance(n) if plan.node(n).load_balancers else None
-            if problem:
-                self._set(n, "done", "ok", note=f"not rolled back: drain failed ({problem})")
+            problem = self._to_maintenance(n, force=False) if plan.node(n).load_balancers else None
+            if problem:  # the deadline policy: never cut sessions; it stays on the new release
+                back = self._online(n)
+                self._set(
+                    n,
+                    "done",
+                    "ok",
+                    note=f"not rolled back: drain failed ({problem})"
+                    + (f"; {back}" if back else ""),
+                )
                 continue
             self._rollback_node(n, "run rolled back (--rollback-on-failure)")
 
@@ -775,9 +792,10 @@ class Executor:
             if self.node_state[n] == "rollback":
                 self._rollback_node(n, self.reasons.get(n) or "aborted during rollback")
                 continue
-            # finish it: it was drained (or further); the same machine, from activate
-            self._set(n, "drain", previous_version=self.previous.get(n))
-            self._activate_wave([n])
+            # finish it: the same machine again from the drain (a no-op on a MAINT server;
+            # the driver may have died before the drain reached the LBs)
+            live = [m for m in self._drain_wave([n]) if self.node_state[m] == "drain"]
+            self._activate_wave(live)
 
     def _finish(self, outcome: str, reason: str, exit_code: int) -> RunResult:
         plan = self.plan

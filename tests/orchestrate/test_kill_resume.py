@@ -112,3 +112,31 @@ def test_reconcile_repair_puts_a_healthy_node_back(tmp_path: Path) -> None:
     web2 = next(n for n in rec.nodes if n.identity == "web2")
     assert web2.repaired and web2.note == "put back online"
     assert all(fleet.lb_state(lb, "web2") == "UP" for lb in ("lb1", "lb2"))
+
+
+def test_abort_of_a_killed_run_finishes_the_node_in_flight_and_starts_no_other(
+    tmp_path: Path,
+) -> None:
+    fleet, state, rid, (service, plan) = _kill_run(tmp_path, KILLS["drain"])
+    assert fleet.lb_state("lb1", "web2") == "UP"  # killed before the drain reached the LBs
+    result = Executor(plan, fleet, state, rid, caller="op", abort=True, sleep=lambda s: None).run()
+    assert (result.outcome, result.exit_code) == ("aborted", 1)
+    assert [fleet.node(n)["current"] for n in NODES] == ["1.1.0", "1.1.0", "1.0.0", "1.0.0"]
+    assert all(fleet.lb_state(lb, n) == "UP" for lb in ("lb1", "lb2") for n in NODES)
+    assert fleet.min_sample() >= 3
+    assert open_runs(state, "shop", "lab") == []
+
+
+def test_abort_of_a_paused_run(tmp_path: Path) -> None:
+    cat = catalog(4, ("lb1",))
+    plan = make_plan(
+        cat.service("shop"), "lab", "1.1.0", Strategy(canary=Size(1), pause_after_canary=True)
+    )
+    fleet = FakeFleet(NODES)
+    state = StateDir(tmp_path / "state")
+    rid = new_run_id("shop")
+    assert Executor(plan, fleet, state, rid, sleep=lambda s: None).run().outcome == "paused"
+    result = Executor(plan, fleet, state, rid, abort=True, sleep=lambda s: None).run()
+    assert (result.outcome, result.done) == ("aborted", ("web1",))
+    assert state.read_lease("shop", "lab") is None  # released: a new run may start
+    assert [fleet.node(n)["current"] for n in NODES] == ["1.1.0"] + ["1.0.0"] * 3
