@@ -122,6 +122,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             help="the gates must pass again after this long (default 0)",
         )
         g.add_argument(
+            "--smoke",
+            action="store_true",
+            help="also gate on the release's smoke test (healthcheck smoke)",
+        )
+        g.add_argument(
             "--capacity-wait",
             type=float,
             default=60.0,
@@ -207,6 +212,7 @@ def _strategy(args: argparse.Namespace) -> Strategy:
         gate_deadline=args.gate_deadline,
         min_healthy_time=args.min_healthy_time,
         capacity_wait=args.capacity_wait,
+        smoke=args.smoke,
     )
 
 

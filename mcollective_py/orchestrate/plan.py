@@ -20,7 +20,8 @@ Rules, in order:
 * **Failure budget**: ``max_failures`` (N or N% of the nodes, rounded down) failed nodes are
   tolerated over the *whole* run; one more stops it.  Any failed node still fails the run.
 * **Gates**: the node must answer the target version (healthcheck ``service``), then the
-  catalog's health check (``http``/``tcp``/``command``) run on the node against its address.
+  catalog's health check (``http``/``tcp``/``command``) run on the node against its address,
+  then, with ``smoke``, the release's smoke test (healthcheck ``smoke``, JUnit report).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class Strategy:
     min_healthy_time: float = 0.0
     gate_deadline: float = 30.0
     gate_retry_delay: float = 1.0
+    smoke: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Plan:
         out = []
         for g in self.gates:
             data = dict(g.data)
-            if g.action == "service":
+            if g.action in ("service", "smoke"):
                 data["version"] = version
             node = self.node(identity)
             for k, v in list(data.items()):
@@ -219,8 +221,9 @@ class Plan:
         return cls(**known)
 
 
-def _gates(service: Service) -> tuple[Gate, ...]:
-    """The version gate, then the catalog's health check, with address/port placeholders."""
+def _gates(service: Service, smoke: bool = False) -> tuple[Gate, ...]:
+    """The version gate, then the catalog's health check, with address/port placeholders,
+    then (``smoke``) the release's smoke test (healthcheck ``smoke``)."""
     gates = [
         Gate(
             "version",
@@ -245,6 +248,8 @@ def _gates(service: Service) -> tuple[Gate, ...]:
         )
     elif h.type == "command" and h.command:
         gates.append(Gate("health", "command", {"command": h.command, "timeout": h.timeout}))
+    if smoke:
+        gates.append(Gate("smoke", "smoke", {"service": service.name, "version": ""}))
     return tuple(gates)
 
 
@@ -259,7 +264,7 @@ def node_gates(service: Service, address: str, port: int, version: str) -> tuple
                 if isinstance(v, str)
                 else v
             )
-        if g.action == "service":
+        if g.action in ("service", "smoke"):
             data["version"] = version
         if g.action == "tcp":
             data["port"] = int(data["port"])
@@ -386,7 +391,7 @@ def make_plan(
         min_healthy_time=strategy.min_healthy_time,
         gate_deadline=strategy.gate_deadline,
         gate_retry_delay=strategy.gate_retry_delay,
-        gates=_gates(service),
+        gates=_gates(service, strategy.smoke),
         migration=migration,
         skipped=tuple(skipped),
         warnings=tuple(warnings),
@@ -412,7 +417,12 @@ def describe(plan: Plan) -> list[str]:
         f"  failure budget   {plan.max_failures} node(s); settle {plan.settle:g} s; "
         f"drain deadline {plan.drain_timeout:g} s"
     )
-    lines.append("  gates            " + ", ".join(f"{g.name} ({g.action})" for g in plan.gates))
+    again = f", again after {plan.min_healthy_time:g} s" if plan.min_healthy_time else ""
+    lines.append(
+        "  gates            "
+        + ", ".join(f"{g.name} ({g.action})" for g in plan.gates)
+        + f"; deadline {plan.gate_deadline:g} s{again}"
+    )
     if plan.migration:
         lines.append(
             f"  migration        {plan.migration['phase']}: {plan.migration['command']} "

@@ -148,7 +148,7 @@ def test_plan_offline_prints_the_plan(
         "  load balancers   lb1 (backend shop)",
         "  capacity         floor 3 UP of 4 on every load balancer (max unavailable 1)",
         "  failure budget   0 node(s); settle 0 s; drain deadline 30 s",
-        "  gates            version (service), health (http)",
+        "  gates            version (service), health (http); deadline 30 s",
         "  canary           web1",
         "  step 1           web2",
         "  step 2           web3, web4",
