@@ -324,7 +324,7 @@ class Executor:
             if not todo:
                 continue
             if step.name != "canary" and self.paused and not self.approved:
-                raise _Stop("paused", "waiting for approval", 4)
+                return self._park(step.index, "still waiting for approval (resume --approver)")
             self.emit(
                 "step_start", step=step.index, detail={"name": step.name, "nodes": list(todo)}
             )
@@ -340,13 +340,7 @@ class Executor:
                 break
             last = step is plan.steps[-1]
             if step.name == "canary" and plan.pause_after_canary and not self.approved and not last:
-                self.paused = True
-                self.emit("paused", step=step.index, detail={"after": "canary"})
-                assert self.lease is not None
-                self.lease = self.state.renew(self.lease, paused=True)
-                self.lease = None  # parked: emit() must not renew it any more
-                self.journal_close()
-                return RunResult(self.run_id, "paused", 4, "paused after the canary", self._done())
+                return self._park(step.index, "paused after the canary")
             if not last and plan.settle:
                 self._sleep(plan.settle)
         if budget_spent:
@@ -363,6 +357,16 @@ class Executor:
                 self._sleep(plan.settle)
             self._migrate("post")
         return self._finish("done", "", 0)
+
+    def _park(self, step: int, reason: str) -> RunResult:
+        """Stop on purpose (exit 4): the lease is kept, with no expiry, until resume/abort."""
+        self.paused = True
+        self.emit("paused", step=step, detail={"after": "canary", "reason": reason})
+        assert self.lease is not None
+        self.lease = self.state.renew(self.lease, paused=True)
+        self.lease = None  # parked: emit() must not renew it any more
+        self.journal_close()
+        return RunResult(self.run_id, "paused", 4, reason, self._done())
 
     def journal_close(self) -> None:
         if self.journal is not None:

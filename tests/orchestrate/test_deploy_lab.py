@@ -91,7 +91,9 @@ def _runs(lab: DeployLab) -> set[Path]:
 def test_rolling_deploy_zero_failed_requests_two_lbs(lab: DeployLab) -> None:
     with Load(lab) as load:
         time.sleep(0.5)
-        r = lab.deploy("run", "shop", "1.1.0", "--env", "lab", "--yes", "--max-unavailable", "1")
+        r = lab.deploy(
+            "run", "shop", "1.1.0", "--env", "lab", "--yes", "--max-unavailable", "1", "--smoke"
+        )
         time.sleep(0.5)
     assert r.returncode == 0, r.stdout + r.stderr
     assert lab.versions() == {n: "1.1.0" for n in NODES}
@@ -114,6 +116,9 @@ def test_rolling_deploy_zero_failed_requests_two_lbs(lab: DeployLab) -> None:
         f"wall {m.group(1)} s, node calls and waits {m.group(2)} s, driver overhead {m.group(3)} s",
     )
     assert "Run shop-" in r.stdout and "run done" in r.stdout
+    smoke = [rec for rec in recs if rec["kind"] == "gate" and rec["detail"]["check"] == "smoke"]
+    assert sorted(rec["node"] for rec in smoke) == sorted(NODES)  # the smoke test gated each
+    assert all(rec["outcome"] == "ok" for rec in smoke)
 
 
 def test_bad_release_is_rolled_back_and_the_run_fails(lab: DeployLab) -> None:

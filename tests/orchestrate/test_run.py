@@ -279,6 +279,12 @@ def test_pause_after_canary_then_resume_records_the_approver(tmp_path: Path) -> 
     with pytest.raises(LeaseHeld, match="which is paused"):
         state.acquire("shop", "lab", new_run_id("shop"), "bob")
     assert open_runs(state, "shop", "lab") == [rid]
+    # resumed without an approver: still paused, still holding the lease
+    again, _, _ = execute(plan, fleet, tmp_path, run_id=rid)
+    assert (again.outcome, again.exit_code) == ("paused", 4)
+    assert open_runs(state, "shop", "lab") == [rid]
+    with pytest.raises(LeaseHeld, match="which is paused"):
+        state.acquire("shop", "lab", new_run_id("shop"), "bob")
     result2, rec2, _ = execute(plan, fleet, tmp_path, run_id=rid, approver="carol")
     assert (result2.outcome, result2.exit_code) == ("done", 0)
     assert [fleet.node(n)["current"] for n in NODES4] == ["1.1.0"] * 4
