@@ -218,12 +218,17 @@ def _strategy(args: argparse.Namespace) -> Strategy:
 
 def _fleet(args: argparse.Namespace) -> tuple[Fleet, Any]:
     """The real fleet over a Client built from the config (the composition root)."""
+    from ..client import CallOptions
     from ..orchestrate.fleet import ClientFleet
     from .common import make_client
 
     cfg = load_config(args)
     client = make_client(cfg)
-    return ClientFleet(client, list(cfg.libdir)), client
+
+    def options(timeout: float) -> CallOptions:
+        return CallOptions(timeout=timeout, agent_timeout=timeout, discovery_method="mc")
+
+    return ClientFleet(client, options, list(cfg.libdir)), client
 
 
 def _live_state(

@@ -12,7 +12,7 @@ executor treats it as a failure, never as a skip. Implementations:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..results import Results
@@ -41,10 +41,16 @@ class ClientFleet:
     project's ``ddl/``): string keys become the DDL's Symbol keys, the defaults of required
     inputs are added, and a refused input raises ``ValidationError`` before anything is sent.
     Identities are static: the request goes to exactly ``identities`` (no discovery round).
+    ``options(timeout)`` makes the client's call options (the composition root passes
+    ``lambda t: CallOptions(timeout=t, agent_timeout=t)``), so this module imports neither the
+    client nor, through it, a connector or a security provider.
     """
 
-    def __init__(self, client: Any, libdirs: Sequence[str] = ()) -> None:
+    def __init__(
+        self, client: Any, options: Callable[[float], Any], libdirs: Sequence[str] = ()
+    ) -> None:
         self.client = client
+        self.options = options
         self.libdirs = list(libdirs)
 
     def call(
@@ -56,7 +62,6 @@ class ClientFleet:
         *,
         timeout: float,
     ) -> Results:
-        from ..client import CallOptions
         from ..ddl import apply_defaults, load_agent_ddl, validate_request
         from ..filter import Filter
         from ..rubytypes import Symbol
@@ -67,5 +72,5 @@ class ClientFleet:
             request = apply_defaults(ddl.actions[action], request)
         validate_request(ddl, action, request)
         flt = Filter.from_cli(identity=list(identities))
-        opts = CallOptions(timeout=timeout, agent_timeout=timeout, discovery_method="mc")
-        return self.client.rpc(agent, action, request, flt, opts)
+        results: Results = self.client.rpc(agent, action, request, flt, self.options(timeout))
+        return results
