@@ -99,9 +99,10 @@ class ProgressView(DeployHooks):
             if d.get("scope") == "run":
                 self._line(f"{t} rolling back the run: {', '.join(d.get('nodes', []))}")
         elif e.kind == "paused":
+            self.close()
             self._line(f"{t} paused after the {d.get('after')}")
         elif e.kind == "run_end":
-            self._status = ""
+            self.close()  # the status line goes: the end is a line of its own
             reason = f": {d.get('reason')}" if d.get("reason") else ""
             self._line(f"{t} run {e.outcome}{reason}")
 

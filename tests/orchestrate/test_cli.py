@@ -251,3 +251,34 @@ def test_progress_view_plain_lines(tmp_path: Path) -> None:
     ]
     assert "web2 gate version (service) failed: version 1.1.0, expected 1.1.0" in lines
     assert lines[-1].startswith("run failed: 1 failed node(s), more than the failure budget of 0")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_view_live_rewrites_one_status_line(tmp_path: Path) -> None:
+    out = _Tty()
+    view = ProgressView(out, live=True)
+    plan = make_plan(catalog(2).service("shop"), "lab", "1.1.0", Strategy())
+    hooks = HookFanout([view])
+    Executor(
+        plan,
+        FakeFleet(["web1", "web2"]),
+        StateDir(tmp_path),
+        new_run_id("shop"),
+        hooks,
+        sleep=lambda s: None,
+    ).run()
+    hooks.close()
+    text = out.getvalue()
+    assert "\r\x1b[K[step 1] web1: drain ..." in text  # rewritten in place, not a new line
+    assert "\r\x1b[K[step 1] web1 gate health (http) ok" in text
+    lines = [line.rsplit("\r\x1b[K", 1)[-1] for line in text.split("\n") if line]
+    assert [line.split(" ", 1)[1] for line in lines if line.endswith(" done")] == [
+        "web1 done",
+        "web2 done",
+        "run done",  # on a line of its own: the status line was cleared first
+    ]
+    assert "web1 drain\n" not in text  # states in flight are not printed as lines on a tty
