@@ -44,6 +44,13 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # health checks hang up early; not interesting
+
+
 class LB:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -54,7 +61,7 @@ class LB:
         self.apps = []
         self.ports = {}
         for name, addr in SERVERS.items():
-            httpd = ThreadingHTTPServer((addr, 0), _Health)
+            httpd = _Server((addr, 0), _Health)
             threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
             self.apps.append(httpd)
             self.ports[name] = int(httpd.server_address[1])
