@@ -459,9 +459,13 @@ def cmd_status(args: argparse.Namespace, term: Terminal) -> int:
     if args.run_id is None:
         runs = state.runs()
         if args.json:
-            term.out.write(
-                json.dumps([_summary(_load_run(state, r)[0]) for r in runs], indent=None) + "\n"
-            )
+            docs = []
+            for r in runs:
+                try:
+                    docs.append(_summary(_load_run(state, r)[0]))
+                except RunNotFound:
+                    continue  # a journal killed before its first record
+            term.out.write(json.dumps(docs) + "\n")
             return 0
         if not runs:
             term.out.write(f"No runs in {state.root}\n")

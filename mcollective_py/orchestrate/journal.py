@@ -169,11 +169,16 @@ class StateDir:
 
     def _write_lease(self, path: Path, lease: Lease) -> None:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(asdict(lease), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(asdict(lease), fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise JournalError(f"cannot write the lease {str(path)!r}: {exc}") from None
 
     def acquire(
         self, service: str, environment: str, run_id: str, owner: str, ttl: float = LEASE_TTL
@@ -267,7 +272,10 @@ class Journal:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            new = not path.exists()
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            if new:  # the file's name must survive a crash too
+                _fsync_dir(path.parent)
         except OSError as exc:
             raise JournalError(
                 f"cannot open the run journal {str(path)!r}: {exc.strerror}; check --state-dir"
@@ -294,6 +302,14 @@ class Journal:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
