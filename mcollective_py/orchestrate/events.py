@@ -37,7 +37,8 @@ What the executor (``run.py``) puts in ``detail`` (added fields; nothing above c
   settle, pause_after_canary, rollback_on_failure), ``journal`` (its path).
 * ``resumed``: ``abort`` (bool), ``states`` (node -> state read from the journal).
 * ``preflight``: ``asked`` (identities), ``failed`` (identity -> message).
-* ``migration``: ``phase``, ``command``, ``message``; ``node`` is the node it ran on.
+* ``migration``: fired twice per phase, ``outcome`` started (before the call) then ok |
+  failed; ``detail``: ``phase``, ``command``, ``message``; ``node`` is the node it ran on.
 * ``node_state``: ``previous_version`` (on ``drain`` and ``rollback``), ``reason`` (on
   ``failed``, ``rollback``, ``rolled_back``), ``in_maintenance`` (LBs where a ``failed`` node
   was left in maintenance), ``version`` (on ``rolled_back``: the release it runs now).

@@ -408,6 +408,14 @@ class Executor:
         if not m or m.get("phase") != phase or phase in self.migrations_done:
             return
         node = self.plan.steps[0].nodes[0] if self.plan.steps else self.plan.nodes[0].identity
+        # write-ahead: a kill during the migration leaves "started" without "ok", and resume
+        # runs it again (migration tools are re-runnable; a completed one is never repeated)
+        self.emit(
+            "migration",
+            node=node,
+            outcome="started",
+            detail={"phase": phase, "command": m.get("command")},
+        )
         t0 = self.clock()
         r = self._call(
             "deploy",

@@ -35,9 +35,13 @@ KILLS = {
 
 
 def _kill_run(
-    tmp_path: Path, kill: dict[str, Any], *, bad: bool = False
+    tmp_path: Path,
+    kill: dict[str, Any],
+    *,
+    bad: bool = False,
+    migrations: dict[str, Any] | None = None,
 ) -> tuple[FakeFleet, StateDir, str, Any]:
-    cat = catalog(4, ("lb1", "lb2"))
+    cat = catalog(4, ("lb1", "lb2"), migrations=migrations)
     service = cat.service("shop")
     plan = make_plan(service, "lab", "1.1.0", Strategy(canary=Size(1)))
     fleet = FakeFleet(NODES, ("lb1", "lb2"), path=tmp_path / "fleet.json")
@@ -140,3 +144,22 @@ def test_abort_of_a_paused_run(tmp_path: Path) -> None:
     assert (result.outcome, result.done) == ("aborted", ("web1",))
     assert state.read_lease("shop", "lab") is None  # released: a new run may start
     assert [fleet.node(n)["current"] for n in NODES] == ["1.1.0"] + ["1.0.0"] * 3
+
+
+MIGRATE = {"command": "bin/migrate", "phase": "pre", "timeout": 60}
+
+
+@pytest.mark.parametrize(
+    ("kill", "runs"),
+    [
+        ({"call": ["deploy", "migrate", "web1", "after"]}, 2),  # done, but not journaled: again
+        ({"event_state": "prefetch", "node": "web1"}, 1),  # journaled as ok: never again
+    ],
+)
+def test_sigkill_around_the_pre_migration(tmp_path: Path, kill: dict[str, Any], runs: int) -> None:
+    fleet, state, rid, (service, plan) = _kill_run(tmp_path, kill, migrations=MIGRATE)
+    assert fleet.state["migrations"] == [["pre", "web1", "1.1.0"]]
+    result = Executor(plan, fleet, state, rid, caller="resumer", sleep=lambda s: None).run()
+    assert result.outcome == "done"
+    assert fleet.state["migrations"] == [["pre", "web1", "1.1.0"]] * runs
+    assert all(fleet.lb_state("lb1", n) == "UP" for n in NODES)

@@ -307,7 +307,10 @@ def test_pre_migration_once_before_any_drain(tmp_path: Path) -> None:
     assert fleet.state["migrations"] == [["pre", "web1", "1.1.0"]]
     execute(plan, fleet, tmp_path, run_id=rid, approver="carol")
     assert fleet.state["migrations"] == [["pre", "web1", "1.1.0"]]  # never again on resume
-    assert [e.detail["phase"] for e in rec.events if e.kind == "migration"] == ["pre"]
+    assert [(e.detail["phase"], e.outcome) for e in rec.events if e.kind == "migration"] == [
+        ("pre", "started"),
+        ("pre", "ok"),
+    ]
 
 
 def test_failed_pre_migration_touches_no_node(tmp_path: Path) -> None:
