@@ -198,6 +198,11 @@ def _strategy(args: argparse.Namespace) -> Strategy:
         v = getattr(args, flag)
         if v is not None and (v < 0 or v != v or v > 86400):
             raise UsageError(f"--{flag.replace('_', '-')} must be 0 to 86400 seconds, got {v!r}")
+    if not 1 <= args.drain_timeout <= 290:
+        raise UsageError(
+            f"--drain-timeout must be 1 to 290 seconds (the haproxy agent's longest wait), "
+            f"got {args.drain_timeout:g}"
+        )
     return Strategy(
         steps=parse_steps(args.steps) if args.steps else None,
         canary=Size.parse(args.canary, "--canary") if args.canary is not None else None,

@@ -58,6 +58,7 @@ def test_shorthand_is_run() -> None:
         (["--max-unavailable", "100%"], r"would leave 0 server\(s\) online"),
         (["--canary", "x"], r"--canary must be a number of nodes or a percentage"),
         (["--settle", "-1"], r"--settle must be 0 to 86400 seconds, got -1.0"),
+        (["--drain-timeout", "300"], r"--drain-timeout must be 1 to 290 seconds .*, got 300"),
     ],
 )
 def test_bad_strategy_exits_2_before_any_network_work(
