@@ -14,7 +14,12 @@
     │   ├── MessageExpired                    msgtime + ttl is in the past
     │   └── InvalidCallerId                   callerid does not match ``kind=value``
     ├── ConfigError                  exit 3   config file missing/unreadable/invalid value
-    └── TransportError               exit 3   broker unreachable, connection lost, publish failed
+    ├── TransportError               exit 3   broker unreachable, connection lost, publish failed
+    └── DeployError                  exit 1   ``mco-py deploy``: a run could not go on
+        ├── PlanRefused              exit 2   the plan breaks a safety rule (capacity floor, ...)
+        ├── LeaseHeld                exit 2   another run holds the service+environment lease
+        ├── RunNotFound              exit 2   no journal for that run id
+        └── JournalError             exit 3   the state dir or a journal cannot be read/written
 
 Rules: only ``cli/`` turns these into exit codes and messages (``exc.exit_code``); every
 message says what was wrong, with which value, and what to try.  Foreign exceptions
@@ -108,5 +113,33 @@ class ConfigError(MCollectiveError):
 
 class TransportError(MCollectiveError):
     """The broker could not be reached, the connection was lost, or a publish failed."""
+
+    exit_code = 3
+
+
+class DeployError(MCollectiveError):
+    """A deploy run could not go on (``mco-py deploy``); the message says why and what to try."""
+
+
+class PlanRefused(DeployError):
+    """The plan breaks a safety rule (it would empty the pool, a budget is negative, ...)."""
+
+    exit_code = 2
+
+
+class LeaseHeld(DeployError):
+    """Another run holds the lease of the same service and environment."""
+
+    exit_code = 2
+
+
+class RunNotFound(DeployError):
+    """No journal exists for the run id given to ``status``/``resume``/``abort``."""
+
+    exit_code = 2
+
+
+class JournalError(DeployError):
+    """The state dir, a journal or a lease file cannot be read or written."""
 
     exit_code = 3

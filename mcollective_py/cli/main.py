@@ -20,6 +20,7 @@ from ..errors import MCollectiveError
 from . import (
     agent_cmd,
     config_cmd,
+    deploy,
     facts,
     find,
     inventory,
@@ -32,7 +33,20 @@ from . import (
 )
 from .common import Terminal
 
-COMMANDS = (ping, rpc, find, facts, inventory, plugin, config_cmd, release, server, agent_cmd, shim)
+COMMANDS = (
+    ping,
+    rpc,
+    find,
+    facts,
+    inventory,
+    plugin,
+    config_cmd,
+    release,
+    deploy,
+    server,
+    agent_cmd,
+    shim,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(deploy.normalize_argv(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="mco-py: %(levelname)s %(name)s: %(message)s",

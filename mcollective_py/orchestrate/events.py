@@ -29,6 +29,32 @@ Kinds (``DeployEvent.kind``), in the order a run fires them:
 ``rollback``           a node (or the run) is being rolled back
 ``run_end``            final ``outcome``: done | failed | rolled_back | aborted
 =====================  ======================================================================
+
+What the executor (``run.py``) puts in ``detail`` (added fields; nothing above changed):
+
+* ``run_start``: ``plan`` (the whole ``Plan.to_dict()``, which ``resume`` reads back),
+  ``nodes``, ``steps`` (node lists), ``strategy`` (floor, max_unavailable, max_failures,
+  settle, pause_after_canary, rollback_on_failure), ``journal`` (its path).
+* ``resumed``: ``abort`` (bool), ``states`` (node -> state read from the journal).
+* ``preflight``: ``asked`` (identities), ``failed`` (identity -> message).
+* ``migration``: fired twice per phase, ``outcome`` started (before the call) then ok |
+  failed; ``detail``: ``phase``, ``command``, ``message``; ``node`` is the node it ran on.
+* ``node_state``: ``previous_version`` (on ``drain`` and ``rollback``), ``reason`` (on
+  ``failed``, ``rollback``, ``rolled_back``), ``in_maintenance`` (LBs where a ``failed`` node
+  was left in maintenance), ``version`` (on ``rolled_back``: the release it runs now).
+* ``gate``: ``check`` (gate name), ``action`` (healthcheck action), ``version``, ``output``.
+* ``capacity``: also ``down`` (servers not UP); ``outcome`` ok | wait; ``lb`` and ``node``
+  (the server about to be drained) are set.
+* ``rollback``: ``to`` and ``reason`` for a node; ``scope: "run"`` and ``nodes`` when
+  ``--rollback-on-failure`` rolls back the nodes already done.
+* ``paused``: ``after`` ("canary").
+* ``run_end``: ``reason``, ``exit_code``, ``done``, ``failed`` (node -> reason),
+  ``in_maintenance``, ``pending``.
+
+The journal (``journal.py``) also holds records that are not events, each with a ``kind`` of
+its own: ``lease`` (``detail.action`` taken | takeover | released, ``token``, ``owner``,
+``pid``, ``host``, ``expiry``, ``previous_holder``).  A subscriber reading a journal skips
+kinds it does not know.
 """
 
 from __future__ import annotations

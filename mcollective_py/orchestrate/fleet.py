@@ -12,7 +12,7 @@ executor treats it as a failure, never as a skip. Implementations:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..results import Results
@@ -31,3 +31,46 @@ class Fleet(Protocol):
         *,
         timeout: float,
     ) -> Results: ...
+
+
+class ClientFleet:
+    """The real :class:`Fleet` over a :class:`~mcollective_py.client.Client` (built by the
+    CLI, the composition root, and handed in; this module never builds one).
+
+    Each call checks ``data`` against the agent's DDL (found along ``libdirs`` and the
+    project's ``ddl/``): string keys become the DDL's Symbol keys, the defaults of required
+    inputs are added, and a refused input raises ``ValidationError`` before anything is sent.
+    Identities are static: the request goes to exactly ``identities`` (no discovery round).
+    ``options(timeout)`` makes the client's call options (the composition root passes
+    ``lambda t: CallOptions(timeout=t, agent_timeout=t)``), so this module imports neither the
+    client nor, through it, a connector or a security provider.
+    """
+
+    def __init__(
+        self, client: Any, options: Callable[[float], Any], libdirs: Sequence[str] = ()
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.libdirs = list(libdirs)
+
+    def call(
+        self,
+        agent: str,
+        action: str,
+        data: Mapping[str, Any],
+        identities: Sequence[str],
+        *,
+        timeout: float,
+    ) -> Results:
+        from ..ddl import apply_defaults, load_agent_ddl, validate_request
+        from ..filter import Filter
+        from ..rubytypes import Symbol
+
+        ddl = load_agent_ddl(agent, self.libdirs)
+        request: dict[Any, Any] = {Symbol(str(k)): v for k, v in data.items()}
+        if action in ddl.actions:
+            request = apply_defaults(ddl.actions[action], request)
+        validate_request(ddl, action, request)
+        flt = Filter.from_cli(identity=list(identities))
+        results: Results = self.client.rpc(agent, action, request, flt, self.options(timeout))
+        return results

@@ -48,6 +48,13 @@
 #   `connect`, `client` and `server` timeouts in milliseconds.
 # @param reload_command
 #   How to reload HAProxy; `service SERVICE_NAME reload` when not given.
+# @param service_provider
+#   The Puppet service provider (default: the platform's). `base` with `start_command` (and
+#   `status_command`) runs HAProxy where there is no init system, e.g. a container.
+# @param start_command
+#   How to start HAProxy, for providers that take one (`base`).
+# @param status_command
+#   How to tell whether HAProxy runs (exit 0), for providers that take one (`base`).
 # @param user
 #   The user HAProxy drops its privileges to, if any.
 # @param group
@@ -68,6 +75,9 @@ class haproxy_pools (
   Integer[1] $maxconn,
   Struct[{ connect => Integer[1], client => Integer[1], server => Integer[1] }] $timeouts,
   Optional[String[1]] $reload_command = undef,
+  Optional[String[1]] $service_provider = undef,
+  Optional[String[1]] $start_command = undef,
+  Optional[String[1]] $status_command = undef,
   Optional[String[1]] $user = undef,
   Optional[String[1]] $group = undef,
 ) {
@@ -126,9 +136,16 @@ class haproxy_pools (
       subscribe   => File[$config_file],
     }
 
+    $enable = $service_provider ? {
+      'base'  => undef,  # base cannot enable a service at boot
+      default => true,
+    }
     service { $service_name:
       ensure    => running,
-      enable    => true,
+      enable    => $enable,
+      provider  => $service_provider,
+      start     => $start_command,
+      status    => $status_command,
       restart   => $reload,
       subscribe => [File[$config_file], Exec['haproxy_pools: save server states']],
     }
