@@ -1,0 +1,391 @@
+"""deploy migrate: the release's own migration, once per database, under the database lock.
+
+Against a real PostgreSQL (127.0.0.1:5432, databases ``i13_*``-style names from
+MCO_TEST_NS, dropped afterwards) and real SQLite files.  The migration program of each test
+release appends one line per run to a log and creates a table in the database, so "ran
+once" is counted, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcollective_py.agents import migrations
+from mcollective_py.agents.deploy import Deploy
+from mcollective_py.agents.releases import ReleaseLayout
+from mcollective_py.rpc import RPCReply
+from tests.agents_py.conftest import call, make_agent
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+#: The migration program of the test releases (run by the agent with the DEPLOY_* variables).
+MIGRATE = """#!{python}
+import os, sqlite3, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+log = os.path.join(os.environ["DEPLOY_RELEASE_DIR"], "..", "..", "..", "..", "runs.log")
+phase, service = os.environ["DEPLOY_PHASE"], os.environ["DEPLOY_SERVICE"]
+start = time.time()
+time.sleep(float(os.environ.get("MIGRATE_SLEEP", "0") or 0))
+dsn = os.environ["DEPLOY_MIGRATE_DSN"]
+table = service + "_" + phase + "_" + os.environ["DEPLOY_VERSION"].replace(".", "_")
+if dsn.startswith("sqlite:"):
+    db = sqlite3.connect(dsn[len("sqlite://"):])
+    db.execute("CREATE TABLE " + table + " (id integer)")
+    db.commit()
+else:
+    import psycopg
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE " + table + " (id integer)")
+with open(log, "a") as f:
+    f.write(f"{{service}} {{phase}} {{os.environ['DEPLOY_VERSION']}} {{start}} {{time.time()}}\\n")
+if os.path.exists(os.path.join(here, "..", "FAIL")):
+    print("migration 7 of 9: column exists"); sys.exit(3)
+print("migrated " + phase)
+"""
+
+
+def runs(root: Path) -> list[list[str]]:
+    log = root / "runs.log"
+    return [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def fetched_release(root: Path, service: str, version: str) -> Path:
+    """``<root>/<service>/releases/<version>`` as deploy fetch leaves it, with bin/migrate."""
+    layout = ReleaseLayout(root / "releases", service)
+    layout.ensure()
+    release = layout.release_dir(version)
+    (release / "bin").mkdir(parents=True)
+    program = release / "bin" / "migrate"
+    program.write_text(MIGRATE.format(python=sys.executable))
+    program.chmod(0o755)
+    layout.write_marker(release, {"service": service, "version": version, "sha256": "0" * 64})
+    return release
+
+
+def agent(root: Path, dsn: str, identity: str = "web1.lab", **more: str) -> Deploy:
+    settings = {
+        "plugin.deploy.root": str(root / "releases"),
+        "plugin.deploy.migrate_dsn": dsn,
+        "plugin.deploy.migrate_lock_timeout": "30",
+        **{f"plugin.deploy.{k}": v for k, v in more.items()},
+    }
+    return make_agent(Deploy, settings, identity=identity)
+
+
+def migrate(
+    a: Deploy, service: str = "shop", version: str = "1.5.0", phase: str = "pre"
+) -> RPCReply:
+    return call(a, "migrate", service=service, version=version, phase=phase)
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A fresh PostgreSQL database on the shared server, dropped afterwards."""
+    import psycopg
+
+    ns = os.environ.get("MCO_TEST_NS", "i13")
+    name = f"{ns}_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    return str(request.getfixturevalue("pg_dsn"))
+
+
+def table_rows(dsn: str) -> list[dict[str, Any]]:
+    ledger = migrations.open_ledger(dsn)
+    try:
+        with ledger.locked(5):
+            pass
+        if isinstance(ledger, migrations.SqliteLedger):
+            cur = ledger.conn.execute(
+                f"SELECT service, version, phase, node, outcome FROM {migrations.TABLE} ORDER BY 1, 2, 3"
+            )
+        else:
+            cur = ledger.conn.execute(  # type: ignore[attr-defined]
+                f"SELECT service, version, phase, node, outcome FROM {migrations.TABLE} ORDER BY 1, 2, 3"
+            )
+        return [
+            dict(zip(("service", "version", "phase", "node", "outcome"), r, strict=True))
+            for r in cur.fetchall()
+        ]
+    finally:
+        ledger.close()
+
+
+# ---------------------------------------------------------------------------- both databases
+
+
+@pytest.mark.integration
+def test_a_phase_runs_once_and_is_recorded(tmp_path: Path, dsn: str) -> None:
+    fetched_release(tmp_path, "shop", "1.5.0")
+    first = migrate(agent(tmp_path, dsn))
+    assert first.statuscode == 0, first.statusmsg
+    assert first.data["applied"] is True and first.data["already_applied"] is False
+    assert first.data["outcome"] == "ok"
+    assert first.data["output"].strip() == "migrated pre"
+    assert len(first.data["checksum"]) == 64
+    again = migrate(agent(tmp_path, dsn, identity="web2.lab"))
+    assert again.statuscode == 0, again.statusmsg
+    assert again.data["applied"] is False and again.data["already_applied"] is True
+    assert again.data["applied_by"] == "web1.lab"
+    assert again.data["detail"] == "shop 1.5.0 pre migration already applied on web1.lab"
+    assert len(runs(tmp_path)) == 1
+    assert table_rows(dsn) == [
+        {"service": "shop", "version": "1.5.0", "phase": "pre", "node": "web1.lab", "outcome": "ok"}
+    ]
+
+
+@pytest.mark.integration
+def test_a_failed_phase_is_recorded_failed_and_runs_again_when_asked(
+    tmp_path: Path, dsn: str
+) -> None:
+    release = fetched_release(tmp_path, "shop", "1.5.0")
+    (release / "FAIL").touch()
+    failed = migrate(agent(tmp_path, dsn))
+    assert failed.statuscode == 1
+    assert failed.statusmsg == (
+        "shop 1.5.0 pre migration failed: migrate exited 3: migration 7 of 9: column exists"
+    )
+    assert failed.data["outcome"] == "failed" and failed.data["applied"] is False
+    assert table_rows(dsn)[0]["outcome"] == "failed"
+    (release / "FAIL").unlink()
+    # the failed attempt created its table; a real migration tool is idempotent, ours is not:
+    # drop it, as an operator fixing the cause would
+    _drop(dsn, "shop_pre_1_5_0")
+    retried = migrate(agent(tmp_path, dsn))
+    assert retried.statuscode == 0, retried.statusmsg
+    assert retried.data["detail"] == (
+        "shop 1.5.0 pre migration applied; the earlier attempt on web1.lab failed; ran again"
+    )
+    assert len(runs(tmp_path)) == 2
+
+
+@pytest.mark.integration
+def test_two_drivers_racing_run_the_migration_once(
+    tmp_path: Path, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed driver (or a second one) calls migrate while the first call still runs:
+    it waits for the lock, then finds the phase recorded."""
+    monkeypatch.setenv("MIGRATE_SLEEP", "1.5")
+    fetched_release(tmp_path, "shop", "1.5.0")
+    replies: dict[str, RPCReply] = {}
+
+    def caller(identity: str) -> None:
+        replies[identity] = migrate(agent(tmp_path, dsn, identity=identity))
+
+    threads = [threading.Thread(target=caller, args=(f"web{i}.lab",)) for i in (1, 2, 3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.2)
+    for t in threads:
+        t.join(timeout=60)
+    assert all(r.statuscode == 0 for r in replies.values()), replies
+    applied = [i for i, r in replies.items() if r.data["applied"]]
+    assert applied == ["web1.lab"]
+    assert sorted(i for i, r in replies.items() if r.data["already_applied"]) == [
+        "web2.lab",
+        "web3.lab",
+    ]
+    assert all(replies[i].data["lock_wait"] > 0.5 for i in ("web2.lab", "web3.lab"))
+    assert len(runs(tmp_path)) == 1
+
+
+@pytest.mark.integration
+def test_services_sharing_a_database_take_turns(
+    tmp_path: Path, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services with one database: both migrate, one after the other, never overlapping."""
+    monkeypatch.setenv("MIGRATE_SLEEP", "1")
+    fetched_release(tmp_path, "shop", "1.5.0")
+    fetched_release(tmp_path, "search", "2.1.0")
+    replies: list[RPCReply] = []
+    threads = [
+        threading.Thread(target=lambda: replies.append(migrate(agent(tmp_path, dsn)))),
+        threading.Thread(
+            target=lambda: replies.append(migrate(agent(tmp_path, dsn), "search", "2.1.0"))
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [r.statuscode for r in replies] == [0, 0]
+    assert all(r.data["applied"] for r in replies)
+    done = sorted(runs(tmp_path), key=lambda r: float(r[3]))
+    assert [r[0] for r in done] in (["shop", "search"], ["search", "shop"])
+    first_end, second_start = float(done[0][4]), float(done[1][3])
+    assert first_end <= second_start
+    assert {(r["service"], r["outcome"]) for r in table_rows(dsn)} == {
+        ("shop", "ok"),
+        ("search", "ok"),
+    }
+
+
+@pytest.mark.integration
+def test_a_node_killed_mid_migration_frees_the_lock(tmp_path: Path, dsn: str) -> None:
+    """The process running the migration dies (kill -9): its database session or file lock
+    goes with it, the row says running, and the next call runs the phase again, saying so."""
+    fetched_release(tmp_path, "shop", "1.5.0")
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from tests.agents_py.test_migrations import agent, migrate\n"
+        f"migrate(agent(Path({str(tmp_path)!r}), {dsn!r}, identity='web1.lab'))\n"
+    )
+    env = {**os.environ, "MIGRATE_SLEEP": "30"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(r["outcome"] == "running" for r in _rows_quietly(dsn)):
+            assert time.monotonic() < deadline, "the first call never recorded itself running"
+            assert child.poll() is None, "the first call ended early"
+            time.sleep(0.2)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    again = migrate(agent(tmp_path, dsn, identity="web2.lab"))
+    assert again.statuscode == 0, again.statusmsg
+    assert again.data["applied"] is True
+    assert again.data["detail"] == (
+        "shop 1.5.0 pre migration applied; an earlier attempt on web1.lab was interrupted; "
+        "ran again"
+    )
+    assert table_rows(dsn)[0]["node"] == "web2.lab"
+
+
+def _rows_quietly(dsn: str) -> list[dict[str, Any]]:
+    """The rows, without taking the lock (the lock is what the first caller holds)."""
+    if dsn.startswith("sqlite:"):
+        path = dsn[len("sqlite://") :]
+        if not Path(path).exists():
+            return []
+        with sqlite3.connect(path) as db:
+            try:
+                rows = db.execute(f"SELECT outcome FROM {migrations.TABLE}").fetchall()
+            except sqlite3.OperationalError:
+                return []
+        return [{"outcome": r[0]} for r in rows]
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        try:
+            got = db.execute(f"SELECT outcome FROM {migrations.TABLE}").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+    return [{"outcome": r[0]} for r in got]
+
+
+def _drop(dsn: str, table: str) -> None:
+    if dsn.startswith("sqlite:"):
+        with sqlite3.connect(dsn[len("sqlite://") :]) as db:
+            db.execute(f"DROP TABLE {table}")
+        return
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f"DROP TABLE {table}")
+
+
+@pytest.mark.integration
+def test_the_lock_wait_is_bounded(tmp_path: Path, dsn: str) -> None:
+    fetched_release(tmp_path, "shop", "1.5.0")
+    holder = migrations.open_ledger(dsn)
+    try:
+        with holder.locked(5):
+            reply = migrate(agent(tmp_path, dsn, migrate_lock_timeout="1"))
+    finally:
+        holder.close()
+    assert reply.statuscode == 1
+    assert "is still held by another caller after 1 s" in reply.statusmsg
+    assert runs(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+def test_without_a_dsn_the_action_says_what_to_set(tmp_path: Path) -> None:
+    fetched_release(tmp_path, "shop", "1.5.0")
+    reply = migrate(agent(tmp_path, ""))
+    assert reply.statuscode == 1
+    assert reply.statusmsg == (
+        "no database for the migrations of shop: set plugin.deploy.shop.migrate_dsn "
+        "(postgresql://... or sqlite:////path.db) in the node's server.cfg"
+    )
+
+
+def test_a_release_that_is_not_fetched_is_refused(tmp_path: Path) -> None:
+    reply = migrate(agent(tmp_path, f"sqlite:///{tmp_path}/x.db"))
+    assert reply.statuscode == 1
+    assert reply.statusmsg.startswith("shop 1.5.0 is not fetched on this node; run deploy fetch")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_the_command_must_stay_in_the_release(tmp_path: Path) -> None:
+    fetched_release(tmp_path, "shop", "1.5.0")
+    reply = migrate(
+        agent(tmp_path, f"sqlite:///{tmp_path}/x.db", migrate_command="../../../bin/sh -c id")
+    )
+    assert reply.statuscode == 1
+    assert reply.statusmsg == "migration command '../../../bin/sh' leaves the release directory"
+
+
+def test_the_phase_is_checked_by_the_ddl(tmp_path: Path) -> None:
+    reply = migrate(agent(tmp_path, "sqlite:////x.db"), phase="sideways")
+    assert reply.statuscode == 4
+    assert "phase" in reply.statusmsg
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        (
+            "mysql://root@127.0.0.1/app",
+            "migrate_dsn 'mysql://root@127.0.0.1/app' is not a postgresql:// or sqlite:/// URL",
+        ),
+        ("sqlite:///relative.db", "a SQLite DSN names an absolute file"),
+        (
+            "mssql://sa:secret@127.0.0.1/app",
+            "migrate_dsn 'mssql://sa:***@127.0.0.1/app': SQL Server is not driven",
+        ),
+        (
+            "postgresql://postgres@127.0.0.1:1/none",
+            "cannot connect to postgresql://postgres@127.0.0.1:1/none",
+        ),
+    ],
+)
+def test_bad_databases_are_refused_clearly(dsn: str, message: str) -> None:
+    with pytest.raises(migrations.MigrationError) as info:
+        migrations.open_ledger(dsn)
+    assert message in str(info.value)
+
+
+def test_the_settings_are_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
+    for key in ("migrate_dsn", "migrate_command", "migrate_timeout", "migrate_lock_timeout"):
+        assert f"`{key}`" in doc, key
