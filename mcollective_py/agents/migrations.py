@@ -23,7 +23,7 @@ The table (created if missing, under the lock)::
     mco_migrations(service, version, phase, checksum, started, finished, node, outcome, detail)
     primary key (service, version, phase)
 
-``checksum`` is the SHA-256 of the migration program in the release.  SQL Server (the
+``checksum`` is the SHA-256 of the release's files the command names (its migration program).  SQL Server (the
 Windows estate) takes the same steps with ``sp_getapplock @LockOwner='Session'`` (see
 docs/agents.md); this module implements PostgreSQL and SQLite.
 """
@@ -371,6 +371,31 @@ def apply(
         return Applied(True, record, waited, note, result)
 
 
+def migration_checksum(argv: list[str], release: Path) -> str:
+    """SHA-256 over the release's own files the command names (the program, or e.g. the
+    script of ``/usr/bin/python3 migrate.py``), each as its path in the release and its
+    bytes; Aborted when none is readable."""
+    digest = hashlib.sha256()
+    found = 0
+    for i, arg in enumerate(argv):
+        candidate = Path(arg) if i == 0 or arg.startswith("/") else release / arg
+        try:
+            resolved = candidate.resolve()
+            if not resolved.is_relative_to(release) or not resolved.is_file():
+                continue
+            data = resolved.read_bytes()
+        except (OSError, ValueError):
+            continue
+        digest.update(str(resolved.relative_to(release)).encode() + b"\0" + data)
+        found += 1
+    if not found:
+        raise Aborted(
+            f"the migration command {' '.join(argv)[:200]!r} names no readable file of the release "
+            f"{release}; set plugin.deploy.migrate_command to the release's migration program"
+        )
+    return digest.hexdigest()
+
+
 def migrate_action(agent: Deploy, req: ActionRequest, reply: Reply) -> None:
     """The deploy agent's ``migrate`` action (see the module docstring)."""
     start = agent.clock()
@@ -412,13 +437,7 @@ def _migrate(agent: Deploy, service: str, version: str, phase: str, reply: Reply
         if not program.is_relative_to(release):
             raise Aborted(f"migration command {argv[0]!r} leaves the release directory")
         argv[0] = str(program)
-    try:
-        checksum = hashlib.sha256(Path(argv[0]).read_bytes()).hexdigest()
-    except OSError as exc:
-        raise Aborted(
-            f"the migration program {argv[0]} of {service} {version} is not readable: "
-            f"{exc.strerror or exc}; set plugin.deploy.migrate_command"
-        ) from None
+    checksum = migration_checksum(argv, release)
     reply["checksum"] = checksum
     run_timeout = agent.seconds("migrate_timeout", service)
     lock_timeout = agent.seconds("migrate_lock_timeout", service)

@@ -389,3 +389,88 @@ def test_the_settings_are_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "agents.md").read_text()
     for key in ("migrate_dsn", "migrate_command", "migrate_timeout", "migrate_lock_timeout"):
         assert f"`{key}`" in doc, key
+
+
+# ---------------------------------------------------------------------------- pull model, end to end
+
+MIGRATE_PY = """import os, sys, psycopg
+phase = sys.argv[1]
+with psycopg.connect(os.environ["DEPLOY_MIGRATE_DSN"], autocommit=True) as db:
+    if phase == "pre":
+        db.execute("CREATE TABLE orders (id integer PRIMARY KEY, total numeric)")
+        db.execute("ALTER TABLE orders ADD COLUMN currency text")  # expand
+    else:
+        db.execute("ALTER TABLE orders ALTER COLUMN currency SET NOT NULL")  # contract
+print("schema " + phase + " of " + os.environ["DEPLOY_VERSION"])
+"""
+
+
+def _release_tarball(version: str) -> bytes:
+    import gzip
+    import io
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in (("VERSION", f"{version}\n"), ("db/migrate.py", MIGRATE_PY)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data.encode())
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(data.encode()))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+@pytest.mark.integration
+def test_the_node_fetches_the_release_and_runs_its_own_migration(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """Pull model end to end: the artifact carries db/migrate.py; fetch unpacks and verifies
+    it; migrate runs it for pre and post; the table records both; pre again is a no-op."""
+    import hashlib
+
+    import psycopg
+
+    from tests.agents_py.lab import ArtifactServer
+
+    server = ArtifactServer(host="127.0.13.40")
+    try:
+        data = _release_tarball("1.5.0")
+        server.files["/artifacts/shop/shop-1.5.0.tar.gz"] = data
+        node = agent(
+            tmp_path,
+            pg_dsn,
+            artifact_url=f"{server.base}/artifacts/{{service}}/{{service}}-{{version}}.tar.gz",
+            migrate_command=f"{sys.executable} db/migrate.py {{phase}}",
+        )
+        fetched = call(
+            node, "fetch", service="shop", version="1.5.0", sha256=hashlib.sha256(data).hexdigest()
+        )
+        assert fetched.statuscode == 0, fetched.statusmsg
+        pre = migrate(node)
+        assert pre.statuscode == 0, pre.statusmsg
+        assert pre.data["output"].strip() == "schema pre of 1.5.0"
+        release = tmp_path / "releases" / "shop" / "releases" / "1.5.0"
+        script = (release / "db" / "migrate.py").read_bytes()
+        assert pre.data["checksum"] == hashlib.sha256(b"db/migrate.py\0" + script).hexdigest()
+        assert migrate(node).data["already_applied"] is True
+        post = migrate(node, phase="post")
+        assert post.statuscode == 0 and post.data["applied"] is True, post.statusmsg
+    finally:
+        server.stop()
+    with psycopg.connect(pg_dsn) as db:
+        rows = db.execute(
+            f"SELECT phase, outcome, node, finished >= started FROM {migrations.TABLE} ORDER BY started"
+        ).fetchall()
+        columns = db.execute(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'orders' ORDER BY ordinal_position"
+        ).fetchall()
+    assert rows == [("pre", "ok", "web1.lab", True), ("post", "ok", "web1.lab", True)]
+    assert columns == [("id", "NO"), ("total", "YES"), ("currency", "NO")]
+
+
+def test_a_command_naming_no_release_file_is_refused(tmp_path: Path) -> None:
+    fetched_release(tmp_path, "shop", "1.5.0")
+    reply = migrate(agent(tmp_path, f"sqlite:///{tmp_path}/x.db", migrate_command="/bin/true"))
+    assert reply.statuscode == 1
+    assert reply.statusmsg.startswith("the migration command '/bin/true' names no readable file")
