@@ -8,7 +8,9 @@ once" is counted, not assumed.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -474,3 +476,120 @@ def test_a_command_naming_no_release_file_is_refused(tmp_path: Path) -> None:
     reply = migrate(agent(tmp_path, f"sqlite:///{tmp_path}/x.db", migrate_command="/bin/true"))
     assert reply.statuscode == 1
     assert reply.statusmsg.startswith("the migration command '/bin/true' names no readable file")
+
+
+# ---------------------------------------------------------------------------- over the wire
+
+SLOW_MIGRATE = """#!{python}
+import os, time, psycopg
+with psycopg.connect(os.environ["DEPLOY_MIGRATE_DSN"], autocommit=True) as db:
+    db.execute("CREATE TABLE IF NOT EXISTS migration_runs (node text, phase text, at double precision)")
+    time.sleep(3)
+    db.execute("INSERT INTO migration_runs VALUES (%s, %s, %s)",
+               (os.environ["DEPLOY_RELEASE_DIR"], os.environ["DEPLOY_PHASE"], time.time()))
+print("migrated")
+"""
+
+
+@pytest.mark.integration
+def test_drivers_over_the_broker_never_run_a_migration_twice(pg_dsn: str) -> None:
+    """Two real ``mco-py server`` nodes share one PostgreSQL database.  Two drivers
+    (``mco-py rpc deploy migrate`` processes) race on it through RabbitMQ; a third driver is
+    killed while the migration runs and its resumed call gets "already applied": the
+    migration program ran once."""
+    import psycopg
+
+    from tests.conftest import MCO_PY, PythonFleet, lab_dir, ns_vhost, run_mco_py
+
+    root = lab_dir("migrate-wire")
+    for node in ("db1", "db2"):
+        release = fetched_release(root / node, "shop", "1.5.0")
+        (release / "bin" / "migrate").write_text(SLOW_MIGRATE.format(python=sys.executable))
+        release2 = fetched_release(root / node, "shop", "1.6.0")
+        (release2 / "bin" / "migrate").write_text(SLOW_MIGRATE.format(python=sys.executable))
+    fleet = PythonFleet(
+        root / "fleet",
+        ns_vhost("mco-py-migrate"),
+        ["db1", "db2"],
+        extra_cfg="plugin.deploy.migrate_dsn = " + pg_dsn + "\n",
+    )
+    for node in ("db1", "db2"):  # each node its own release root
+        cfg = fleet.root / node / "server.cfg"
+        cfg.write_text(cfg.read_text() + f"plugin.deploy.root = {root / node / 'releases'}\n")
+    drivers: list[subprocess.Popen[str]] = []
+    try:
+        fleet.up()
+        rpc = [*MCO_PY, "rpc", "deploy", "migrate"]
+
+        def driver(node: str, version: str) -> subprocess.Popen[str]:
+            drivers.append(
+                p := subprocess.Popen(
+                    [*rpc, "service=shop", f"version={version}", "phase=pre", "-I", node, "--json"],
+                    env=fleet.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
+            return p
+
+        racing = [driver("db1", "1.5.0"), driver("db2", "1.5.0")]
+        replies = []
+        for p in racing:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, out + err
+            replies.append(json.loads(out)[0])
+        assert sorted((r["data"]["applied"], r["data"]["already_applied"]) for r in replies) == [
+            (False, True),
+            (True, False),
+        ]
+        # a driver killed during pre, then resumed
+        doomed = driver("db1", "1.6.0")
+        deadline = time.monotonic() + 30
+        while True:
+            with psycopg.connect(pg_dsn, autocommit=True) as db:
+                running = db.execute(
+                    "SELECT count(*) FROM mco_migrations WHERE version = '1.6.0' AND outcome = 'running'"
+                ).fetchone()
+            if running and running[0]:
+                break
+            assert time.monotonic() < deadline, "the 1.6.0 migration never started"
+            time.sleep(0.2)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait()
+        resumed = run_mco_py(
+            fleet.env,
+            "rpc",
+            "deploy",
+            "migrate",
+            "service=shop",
+            "version=1.6.0",
+            "phase=pre",
+            "-I",
+            "db2",
+            "--json",
+            timeout=120,
+        )
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        data = json.loads(resumed.stdout)[0]["data"]
+        assert (data["applied"], data["already_applied"], data["applied_by"]) == (
+            False,
+            True,
+            "db1",
+        )
+        assert data["lock_wait"] > 0.5  # it waited for the killed driver's migration to end
+    finally:
+        for d in drivers:
+            if d.poll() is None:
+                os.killpg(d.pid, signal.SIGKILL)
+            d.communicate()
+        fleet.down()
+        shutil.rmtree(root, ignore_errors=True)
+    with psycopg.connect(pg_dsn) as db:
+        runs_ = db.execute("SELECT phase, count(*) FROM migration_runs GROUP BY phase").fetchall()
+        recorded = db.execute(
+            "SELECT version, phase, outcome FROM mco_migrations ORDER BY version"
+        ).fetchall()
+    assert runs_ == [("pre", 2)]  # 1.5.0 once, 1.6.0 once
+    assert recorded == [("1.5.0", "pre", "ok"), ("1.6.0", "pre", "ok")]
