@@ -9,6 +9,7 @@ of a crashed run is wanted most of all.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -52,7 +53,12 @@ def events_from_journal(lines: Iterable[str]) -> JournalEvents:
         except TypeError:  # a required field missing
             skipped += 1
             continue
-        if not isinstance(event.time, int | float) or not isinstance(event.run_id, str):
+        if (
+            isinstance(event.time, bool)
+            or not isinstance(event.time, int | float)
+            or not math.isfinite(event.time)
+            or not isinstance(event.run_id, str)
+        ):
             skipped += 1
             continue
         events.append(event)
