@@ -593,3 +593,89 @@ def test_drivers_over_the_broker_never_run_a_migration_twice(pg_dsn: str) -> Non
         ).fetchall()
     assert runs_ == [("pre", 2)]  # 1.5.0 once, 1.6.0 once
     assert recorded == [("1.5.0", "pre", "ok"), ("1.6.0", "pre", "ok")]
+
+
+# ---------------------------------------------------------------------------- apply(), with a fake ledger
+
+
+class _FakeLedger:
+    """In-memory ledger: the lock is a flag, rows a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str], migrations.MigrationRecord] = {}
+        self.held = False
+
+    def locked(self, timeout: float) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def hold() -> Iterator[float]:
+            assert not self.held
+            self.held = True
+            try:
+                yield 0.0
+            finally:
+                self.held = False
+
+        return hold()
+
+    def get(self, service: str, version: str, phase: str) -> migrations.MigrationRecord | None:
+        return self.rows.get((service, version, phase))
+
+    def put(self, record: migrations.MigrationRecord) -> None:
+        assert self.held, "rows are written under the lock"
+        self.rows[(record.service, record.version, record.phase)] = record
+
+    def close(self) -> None:
+        pass
+
+
+def _apply(ledger: _FakeLedger, command: Any, node: str = "web1.lab") -> migrations.Applied:
+    return migrations.apply(
+        ledger,
+        service="shop",
+        version="1.5.0",
+        phase="pre",
+        node=node,
+        checksum="c" * 64,
+        command=command,
+        lock_timeout=1,
+        now=lambda: 100.0,
+    )
+
+
+def test_apply_records_a_program_that_cannot_start_as_failed() -> None:
+    from mcollective_py.agents.process import CommandNotRunnable
+
+    def missing() -> Any:
+        raise CommandNotRunnable("cannot run /r/bin/migrate: No such file or directory")
+
+    ledger = _FakeLedger()
+    done = _apply(ledger, missing)
+    assert done.ran and done.record.outcome == "failed"
+    assert done.record.detail == "cannot run /r/bin/migrate: No such file or directory"
+    assert ledger.rows[("shop", "1.5.0", "pre")].outcome == "failed"
+
+
+def test_apply_reruns_an_interrupted_phase_and_says_so() -> None:
+    from mcollective_py.agents.process import CommandResult
+
+    ledger = _FakeLedger()
+    ledger.held = True
+    ledger.put(
+        migrations.MigrationRecord(
+            "shop", "1.5.0", "pre", "c" * 64, 50.0, None, "web9.lab", "running"
+        )
+    )
+    ledger.held = False
+    ran: list[int] = []
+
+    def ok() -> CommandResult:
+        ran.append(1)
+        return CommandResult(("migrate",), 0, "done", 0.1, False)
+
+    done = _apply(ledger, ok, node="web2.lab")
+    assert ran == [1] and done.record.outcome == "ok" and done.record.node == "web2.lab"
+    assert done.note == "an earlier attempt on web9.lab was interrupted; ran again"
+    again = _apply(ledger, ok)
+    assert ran == [1] and not again.ran and again.note == "already applied on web2.lab"
