@@ -368,6 +368,15 @@ def test_the_report_shows_the_run() -> None:
     assert "database pool exhausted" in page
 
 
+@pytest.mark.parametrize(
+    ("name", "touched"),
+    [("pre_migration_fails", "0 of 4"), ("gate_fails_in_step2", "4 of 4")],
+)
+def test_the_report_says_how_many_nodes_were_touched(name: str, touched: str) -> None:
+    page = render_report(journal(name))
+    assert f"<tr><th>nodes touched</th><td><code>{touched}</code></td></tr>" in page
+
+
 def test_the_report_escapes_what_the_journal_says() -> None:
     events = list(journal("pre_migration_fails"))
     events[2] = DeployEvent.from_dict(
@@ -523,3 +532,22 @@ def test_the_report_command_refuses_unknown_runs_and_writes_nothing(tmp_path: Pa
             term,
         )
     assert not (tmp_path / "x.html").exists()
+
+
+def test_settings_come_from_the_client_config_file(tmp_path: Path) -> None:
+    from mcollective_py import config
+
+    cfg_file = tmp_path / "client.cfg"
+    cfg_file.write_text(
+        "connector = rabbitmq\n"
+        f"plugin.deploy_events.jsonlog.path = {tmp_path}/deploys.jsonl\n"
+        "plugin.deploy_events.graphite.address = 127.0.13.20:2003\n"
+        "plugin.deploy_events.report.path = reports/{run_id}.html\n"
+    )
+    cfg = config.load(str(cfg_file), env={}, home=str(tmp_path), system_dirs=())
+    settings = SubscriberSettings.from_plugin(cfg.plugin("deploy_events"))
+    assert settings == SubscriberSettings(
+        jsonlog_path=f"{tmp_path}/deploys.jsonl",
+        graphite_address=("127.0.13.20", 2003),
+        report_path="reports/{run_id}.html",
+    )

@@ -340,6 +340,7 @@ def render_report(
     outcome = view.outcome or "unfinished"
     title = f"deploy {view.service} {view.version} to {view.environment}"
     length = (view.ended or 0) - (view.started or 0)
+    touched = len({node for _, node in view.nodes})
     facts = [
         ("run", view.run_id),
         ("service", view.service),
@@ -351,6 +352,7 @@ def render_report(
         ("started", _clock(view.started)),
         ("ended", _clock(view.ended)),
         ("duration", _duration(length)),
+        ("nodes touched", f"{touched} of {len(view.planned_nodes) or touched}"),
         ("outcome", outcome),
     ]
     rows = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in facts)
