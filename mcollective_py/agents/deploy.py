@@ -14,6 +14,9 @@ Actions (``ddl/deploy.ddl``; layout in :mod:`.releases`; ``docs/agents.md``):
   ``current`` is switched back and the old release restarted.  Already current: nothing.
 * ``rollback`` -- the same switch to ``previous`` (or a given fetched release).
 * ``status`` / ``cleanup`` (keeps current, previous and the newest ``keep`` others).
+* ``migrate`` -- the fetched release's own database migration for one phase (``pre`` or
+  ``post``), once per database under its lock, recorded in ``mco_migrations``
+  (:mod:`.migrations`).
 * ``puppet_apply`` -- ``puppet apply`` with the release's facts (``app``, ``app_version``),
   reporting changed/failed resources from this run's ``last_run_summary.yaml``.
 
@@ -38,7 +41,7 @@ import yaml
 from ..ddl import AgentDDL
 from ..masking import mask_text, mask_url
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
-from . import artifacts, extraction, process, puppet_run
+from . import artifacts, extraction, migrations, process, puppet_run
 from . import service_managers as sm
 from .releases import Busy, LayoutError, ReleaseLayout, plan_cleanup
 
@@ -65,6 +68,8 @@ DEFAULTS = {
     "unpack_max_ratio": str(extraction.Limits.max_ratio),
     "unpack_max_name": str(extraction.Limits.max_name),
     "unpack_max_depth": str(extraction.Limits.max_depth),
+    "migrate_timeout": "600",
+    "migrate_lock_timeout": "300",
 }
 
 
@@ -451,6 +456,13 @@ class Deploy(Agent):
         reply["kept"] = kept
         reply["removed"] = removed
         reply["removed_count"] = len(removed)
+
+    # ------------------------------------------------------------------ migrate
+
+    @action
+    def migrate(self, req: ActionRequest, reply: Reply) -> None:
+        """The release's own migration for one phase, once per database (agents/migrations.py)."""
+        migrations.migrate_action(self, req, reply)
 
     # ------------------------------------------------------------------ puppet
 

@@ -58,8 +58,8 @@ from ..ruby.regex import RubyRegexError, compile_ruby_regex
 from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
 from . import process
 from .inputs import arg
-from .junit import JUnitError, parse_junit
 from .releases import LayoutError, ReleaseLayout
+from .testresults import TestResultsError, parse_test_results
 
 DEFAULT_COMMAND_PATH = "/usr/lib/nagios/plugins:/usr/lib/monitoring-plugins"
 DEFAULT_ROOT = "/opt/releases"
@@ -524,7 +524,7 @@ class Healthcheck(Agent):
             reply["exit_code"] = result.exit_code
             reply["output"] = result.output
             try:
-                summary = parse_junit(junit.read_bytes())
+                summary = parse_test_results(junit.read_bytes())  # JUnit, NUnit 3 or NUnit 2
             except FileNotFoundError:
                 self._finish(
                     reply,
@@ -536,7 +536,7 @@ class Healthcheck(Agent):
                     start,
                 )
                 return
-            except JUnitError as exc:
+            except TestResultsError as exc:
                 self._finish(
                     reply,
                     Outcome(False, f"{result.describe()}; its JUnit report is unreadable: {exc}"),

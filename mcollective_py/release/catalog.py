@@ -24,7 +24,11 @@ Format (``catalog: 1``)::
         port: 8081                     # where the service listens on its nodes
         health: {type: http, path: /health, expect_status: 200}
         lb: {mode: http, balance: roundrobin}     # absent or null: no load balancer
-        migrations: {command: bin/migrate, phase: pre, timeout: 600}
+        migrations: {command: bin/migrate, phase: pre, timeout: 600}   # or, phased:
+        # migrations:
+        #   pre:  {command: bin/migrate-pre, timeout: 600}    # expand, before the first node
+        #   post: {command: bin/migrate-post, soak: 300}      # contract, after the last + soak
+        #   rollback_compatible: {"1.5.0": ["1.4.2"]}        # after 1.5.0's pre, back to 1.4.2 only
         batch: {size: 25%, canary: 1, pause: 10, max_failures: 0}
         releases:                      # every version that may be rendered, quoted
           "1.4.2": {sha256: <64 hex>, environments: [lab, staging]}   # environments optional
@@ -138,12 +142,46 @@ class LoadBalancing:
 
 
 @dataclass(frozen=True)
-class Migrations:
-    """A command run once per release: ``pre`` before the first batch, ``post`` after the last."""
+class MigrationPhase:
+    """One migration phase of a release: ``pre`` (expand: backward compatible, before the
+    first node is touched) or ``post`` (contract: after the last node is online and ``soak``
+    seconds have passed)."""
 
+    phase: Literal["pre", "post"]
     command: str
+    timeout: int = 600
+    soak: float = 0.0
+
+
+@dataclass(frozen=True)
+class Migrations:
+    """A service's database migrations, in one of two catalog forms.
+
+    * Single phase (the first form, still valid): ``{command, phase, timeout}``; the fields
+      of the same names are set and ``pre``/``post`` stay None.
+    * Phased: ``{pre: {command, timeout}, post: {command, timeout, soak}}``; ``command`` is
+      None.
+
+    ``rollback_compatible`` maps a release to the earlier releases declared to run on the
+    schema its ``pre`` phase leaves (``{"1.5.0": ("1.4.2",)}``): once ``pre`` of 1.5.0 ran,
+    rolling back is offered only to those.  Read both forms through :meth:`phases`.
+    """
+
+    command: str | None = None
     phase: Literal["pre", "post"] = "pre"
     timeout: int = 600
+    pre: MigrationPhase | None = None
+    post: MigrationPhase | None = None
+    rollback_compatible: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def phases(self) -> tuple[MigrationPhase, ...]:
+        """The phases in the order a rollout runs them (pre, then post)."""
+        if self.command is not None:
+            return (MigrationPhase(self.phase, self.command, self.timeout),)
+        return tuple(p for p in (self.pre, self.post) if p is not None)
+
+    def __hash__(self) -> int:  # the mapping field is not hashable; the phases identify it
+        return hash((self.command, self.phase, self.timeout, self.pre, self.post))
 
 
 @dataclass(frozen=True)
@@ -812,24 +850,85 @@ class _Checker:
     def migrations(self, src: _Src) -> Migrations | None:
         if src[0] is _MISSING or src[0] is None:
             return None
-        s = self.section(src, ("command", "phase", "timeout"))
+        s = self.section(src, ("command", "phase", "timeout", "pre", "post", "rollback_compatible"))
         if s is None:
             return None
+        path = src[1]
+        n_before = len(self.problems)
         kw: dict[str, Any] = {}
-        if "command" not in s:
+        if "command" in s:
+            for k in ("pre", "post"):
+                if k in s:
+                    self.bad(
+                        s[k][1],
+                        "not with command: write either {command, phase, timeout} or "
+                        "{pre: {command, timeout}, post: {command, timeout, soak}}",
+                    )
+            kw["command"] = self.text(s["command"])
+            if "phase" in s:
+                kw["phase"] = self.choice(s["phase"], ("pre", "post"))
+            if "timeout" in s:
+                kw["timeout"] = self.integer(s["timeout"], 1, 86400)
+        elif "pre" in s or "post" in s:
+            for k in ("phase", "timeout"):
+                if k in s:
+                    self.bad(s[k][1], "only with command; put it under pre: or post:")
+            for phase in ("pre", "post"):
+                if phase in s:
+                    kw[phase] = self.migration_phase(phase, s[phase])
+        else:
             self.bad(
-                _join(src[1], "command"),
-                "missing: the migration command, e.g. command: /opt/shop/current/bin/migrate",
+                _join(path, "command"),
+                "missing: the migration command, e.g. command: /opt/shop/current/bin/migrate, "
+                "or pre: {command: bin/migrate-pre} and post: {command: bin/migrate-post}",
             )
             return None
-        kw["command"] = self.text(s["command"])
-        if "phase" in s:
-            kw["phase"] = self.choice(s["phase"], ("pre", "post"))
-        if "timeout" in s:
-            kw["timeout"] = self.integer(s["timeout"], 1, 86400)
-        if any(v is None for v in kw.values()):
+        if "rollback_compatible" in s:
+            kw["rollback_compatible"] = self.rollback_compatible(s["rollback_compatible"])
+        if len(self.problems) > n_before or any(v is None for v in kw.values()):
             return None
         return Migrations(**kw)
+
+    def migration_phase(self, phase: str, src: _Src) -> MigrationPhase | None:
+        keys = ("command", "timeout", "soak") if phase == "post" else ("command", "timeout")
+        m = self.mapping(src[0], src[1], ", e.g. {command: bin/migrate-" + phase + "}")
+        if m is None:
+            return None
+        self.known_keys(m, src[1], keys)
+        if "command" not in m:
+            self.bad(
+                _join(src[1], "command"),
+                f"missing: the {phase} migration command, e.g. command: bin/migrate-{phase}",
+            )
+            return None
+        command = self.text((m["command"], _join(src[1], "command")))
+        timeout = 600
+        if "timeout" in m:
+            timeout = self.integer((m["timeout"], _join(src[1], "timeout")), 1, 86400) or 0
+        soak = 0.0
+        if "soak" in m and phase == "post":
+            soak = self.number((m["soak"], _join(src[1], "soak")), 0, 86400) or 0.0
+        if command is None or not timeout:
+            return None
+        return MigrationPhase(phase, command, timeout, soak)  # type: ignore[arg-type]
+
+    def rollback_compatible(self, src: _Src) -> dict[str, tuple[str, ...]] | None:
+        m = self.mapping(src[0], src[1], ', e.g. {"1.5.0": ["1.4.2"]}')
+        if m is None:
+            return None
+        out: dict[str, tuple[str, ...]] = {}
+        for key, olds in m.items():
+            kpath = _join(src[1], key)
+            version = self.version_key(key, kpath)
+            if not isinstance(olds, list):
+                self.bad(
+                    kpath, f'must be a list of earlier versions, e.g. ["1.4.2"], got {_kind(olds)}'
+                )
+                continue
+            found = [self.version_key(v, _join(kpath, i)) for i, v in enumerate(olds)]
+            if version is not None and all(v is not None for v in found):
+                out[version] = tuple(str(v) for v in found)
+        return out
 
     def batch(self, src: _Src) -> BatchStrategy | None:
         if src[0] is _MISSING or src[0] is None:
