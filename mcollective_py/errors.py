@@ -13,7 +13,8 @@
     │   ├── MessageExpired                    msgtime + ttl is in the past
     │   └── InvalidCallerId                   callerid does not match ``kind=value``
     ├── ConfigError                  exit 3   config file missing/unreadable/invalid value
-    └── TransportError               exit 3   broker unreachable, connection lost, publish failed
+    ├── TransportError               exit 3   broker unreachable, connection lost, publish failed
+    └── LabError                     exit 3   the local lab could not be stood up, driven or stopped
 
 Rules: only ``cli/`` turns these into exit codes and messages (``exc.exit_code``); every
 message says what was wrong, with which value, and what to try.  Foreign exceptions
@@ -90,5 +91,12 @@ class ConfigError(MCollectiveError):
 
 class TransportError(MCollectiveError):
     """The broker could not be reached, the connection was lost, or a publish failed."""
+
+    exit_code = 3
+
+
+class LabError(MCollectiveError):
+    """The local lab (``mco-py lab``) could not start, drive or stop one of its parts: the
+    message names the part, what it did, and where its log is."""
 
     exit_code = 3

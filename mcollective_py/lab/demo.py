@@ -1,0 +1,188 @@
+"""``mco-py lab demo``: a release rolled through the lab under live traffic, then a bad one.
+
+Recipe of :func:`run` (the lab is up and serving the first release when it is called):
+
+1. start the load generator on the HAProxy frontend;
+2. ``mco-py deploy run shop 2.0.0`` -- expected: exit 0, every node on 2.0.0, no failed
+   request in this phase;
+3. ``mco-py deploy run shop 3.0.0`` -- 3.0.0 is built broken (``/health`` answers 503), so its
+   canary fails the health gate and the driver rolls it back -- expected: exit 1, every node
+   still on 2.0.0;
+4. stop the load; read every node's current release (``mco-py rpc deploy status``) and the
+   HTML run report (``mco-py deploy report RUN``).
+
+The outcome (:class:`DemoOutcome`) says whether each expectation held; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LabError
+from .estate import Estate
+from .lifecycle import LabEvents
+from .load import LoadGenerator, LoadReport
+from .operator import MCO_PY, OperatorEvents, deploy_command, rpc
+
+GOOD, BAD = "2.0.0", "3.0.0"
+
+
+class DemoEvents(LabEvents, OperatorEvents):
+    """Hooks of the demo (no-ops by default)."""
+
+    def output(self, line: str) -> None:
+        """A line ``mco-py deploy`` printed (its live progress view)."""
+
+
+@dataclass(frozen=True)
+class DeployRun:
+    version: str
+    exit_code: int
+    expected_exit: int
+    run_id: str
+    journal: str
+    report: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DemoOutcome:
+    versions: dict[str, str]
+    load: LoadReport
+    deploys: tuple[DeployRun, ...]
+    seconds: float
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def deploy_available(env: dict[str, str]) -> bool:
+    """Whether this mco-py has the ``deploy`` command (issue 12's driver)."""
+    r = subprocess.run(
+        [*MCO_PY, "deploy", "--help"], capture_output=True, text=True, env=env, check=False
+    )
+    return r.returncode == 0
+
+
+_RUN_ID = re.compile(r"\brun(?:[ _-]?id)?\b[\s:=]+([A-Za-z0-9][A-Za-z0-9._:-]{3,})", re.I)
+_JOURNAL = re.compile(r"journal\S*[\s:=]+(\S+)", re.I)
+
+
+def parse_run(output: str) -> tuple[str, str]:
+    """(run id, journal path) from ``mco-py deploy run`` output; "" where not found."""
+    run_id = journal = ""
+    for line in output.splitlines():
+        if not run_id and (m := _RUN_ID.search(line)):
+            run_id = m.group(1).rstrip(".,;")
+        if not journal and (m := _JOURNAL.search(line)):
+            journal = m.group(1).rstrip(".,;")
+    return run_id, journal
+
+
+def deploy(
+    estate: Estate, version: str, expected_exit: int, env: dict[str, str], ev: DemoEvents
+) -> DeployRun:
+    """Run ``mco-py deploy run``, passing its output on line by line; then its report."""
+    argv = deploy_command(estate, version)
+    ev.command(" ".join(("mco-py", *argv)))
+    started = time.monotonic()
+    lines: list[str] = []
+    with subprocess.Popen(
+        [*MCO_PY, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            ev.output(line.rstrip("\n"))
+        code = proc.wait()
+    seconds = time.monotonic() - started
+    run_id, journal = parse_run("\n".join(lines))
+    report = html_report(estate, run_id, env) if run_id else ""
+    return DeployRun(version, code, expected_exit, run_id, journal, report, seconds)
+
+
+def html_report(estate: Estate, run_id: str, env: dict[str, str]) -> str:
+    """Where the HTML report of ``run_id`` is: the path ``mco-py deploy report`` names, or
+    the file its HTML output was saved to; "" when there is none."""
+    for extra in (["--state-dir", estate.deploy_state_dir], []):
+        r = subprocess.run(
+            [*MCO_PY, "deploy", "report", run_id, *extra],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        if r.returncode != 2:  # 2: bad usage (no --state-dir option): try without
+            break
+    if r.returncode != 0:
+        return ""
+    text = r.stdout.strip()
+    if text.lower().startswith(("<!doctype", "<html")):
+        path = Path(estate.root) / "reports" / f"{run_id}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(r.stdout)
+        return str(path)
+    paths = [w for w in text.split() if w.endswith(".html")]
+    return paths[-1] if paths else ""
+
+
+def versions(estate: Estate, env: dict[str, str], ev: DemoEvents) -> dict[str, str]:
+    """Each app node's current release, from the deploy agent."""
+    webs = [n.identity for n in estate.web_nodes]
+    cmd = rpc(estate, "deploy", "status", {"service": estate.service}, webs, env, ev)
+    return {
+        str(r.get("sender")): str((r.get("data") or {}).get("current_version")) for r in cmd.replies
+    }
+
+
+def run(
+    estate: Estate,
+    env: dict[str, str],
+    ev: DemoEvents,
+    *,
+    deployer: Callable[[Estate, str, int, dict[str, str], DemoEvents], DeployRun] = deploy,
+    rate: float = 40.0,
+) -> DemoOutcome:
+    """The demo's release phases on a lab that is up and serving; see the module docstring."""
+    started = time.monotonic()
+    load = LoadGenerator(estate.frontend[0], estate.frontend[1], rate=rate).start()
+    problems: list[str] = []
+    runs: list[DeployRun] = []
+    try:
+        time.sleep(1.0)  # a second of traffic before anything changes
+        for version, expected in ((GOOD, 0), (BAD, 1)):
+            ev.step(f"rolling {estate.service} {version} through the lab under live traffic")
+            load.mark(version)
+            runs.append(deployer(estate, version, expected, env, ev))
+        load.mark("after")
+        time.sleep(1.0)
+    finally:
+        report = load.stop()
+    current = versions(estate, env, ev)
+    for r in runs:
+        if r.exit_code != r.expected_exit:
+            problems.append(
+                f"mco-py deploy run {estate.service} {r.version} exited {r.exit_code}, "
+                f"expected {r.expected_exit}"
+            )
+    wrong = {n: v for n, v in current.items() if v != GOOD}
+    if wrong or len(current) != len(estate.web_nodes):
+        problems.append(f"not every node serves {GOOD}: {current}")
+    good = next((p for p in report.phases if p.name == GOOD), None)
+    if good is None or good.failures:
+        problems.append(f"{good.failures if good else '?'} failed requests while rolling {GOOD}")
+    if report.requests == 0:
+        raise LabError(f"the load generator sent no request to {estate.frontend_url}")
+    return DemoOutcome(current, report, tuple(runs), time.monotonic() - started, tuple(problems))

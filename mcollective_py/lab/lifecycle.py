@@ -1,0 +1,361 @@
+"""``up`` and ``down``: stand the lab up, read it back, take it away again.
+
+Recipe of :func:`up` (each step named in :class:`LabEvents` as it runs):
+
+1. the state directory; an existing lab there is reused when every process it started is
+   still running (``up`` twice is harmless), else stopped and replaced;
+2. free ports on the lab's loopback addresses; the plan (:func:`.estate.plan`);
+3. the release tarballs of the demo service and their checksums; the lab's catalog;
+4. the lab's RabbitMQ vhost (permissions, MCollective's exchanges);
+5. the Hiera data of the first release, rendered from the catalog (as ``mco-py release
+   render`` does), and HAProxy's configuration from ``puppet apply`` of ``haproxy_pools``;
+6. HAProxy, the artifact server, and ``mco-py server`` on every node; wait until every node
+   answers a ping.
+
+Every pid is saved in ``lab.json`` as soon as the process exists, so :func:`down` can stop
+what was started even after a failed ``up``.  :func:`down` stops exactly those pids (and the
+apps whose pid files the deploy agent's restarts keep up to date), deletes the vhost and
+removes the state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import LabError, UsageError
+from . import broker, layout, processes, releases
+from .estate import RELEASES, Estate, LabProcess, LabSpec, Ports, load_estate, plan
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = REPO / "puppet_modules"
+HIERA = REPO / "hiera"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+#: What identifies each role's process in /proc/PID/cmdline (see processes.running).
+MARKERS = {"haproxy": "haproxy", "artifacts": "http.server", "server": "server", "app": "app.py"}
+
+
+class LabEvents:
+    """Hooks ``up``/``down`` call as they go; they do nothing by default (the CLI prints)."""
+
+    def step(self, text: str) -> None:
+        """A step starts."""
+
+    def done(self, text: str, seconds: float) -> None:
+        """A step finished."""
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` right now; LabError when ``host`` cannot be bound."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, 0))
+        except OSError as exc:
+            raise LabError(f"cannot bind {host}: {exc}; the lab needs loopback addresses") from None
+        return int(s.getsockname()[1])
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the lab's processes: ours, less MCollective/STOMP settings and
+    secrets (each process gets its config file instead)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MCOLLECTIVE_", "STOMP_", "LAB_", "RUBY"))
+    }
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def alive(estate: Estate) -> dict[tuple[str, str], bool]:
+    """Whether each process of the lab runs, keyed by (role, identity).  Apps are read from
+    their pid files (the deploy agent restarts them)."""
+    out = {}
+    for p in estate.processes:
+        pid = processes.read_pid(p.pidfile) if p.pidfile else p.pid
+        out[(p.role, p.identity)] = processes.running(pid, MARKERS[p.role])
+    return out
+
+
+def current_pids(estate: Estate) -> Estate:
+    """The estate with each process's pid as it is now (pid files re-read)."""
+    procs = []
+    for p in estate.processes:
+        pid = processes.read_pid(p.pidfile) if p.pidfile else p.pid
+        procs.append(replace(p, pid=pid if processes.running(pid, MARKERS[p.role]) else 0))
+    return estate.with_processes(tuple(procs))
+
+
+@dataclass(frozen=True)
+class UpResult:
+    estate: Estate
+    reused: bool
+    seconds: float
+
+
+def up(spec: LabSpec, events: LabEvents | None = None) -> UpResult:
+    """Stand the lab up (or reuse the running one); see the module docstring."""
+    ev = events or LabEvents()
+    spec.check()
+    started = time.monotonic()
+    root = spec.root
+    existing = load_estate(root)
+    if existing is not None:
+        if existing.vhost != spec.vhost or len(existing.web_nodes) != spec.nodes:
+            raise UsageError(
+                f"a lab with vhost {existing.vhost} and {len(existing.web_nodes)} app nodes runs "
+                f"in {root}; run mco-py lab down first to stand up a different one"
+            )
+        states = alive(existing)
+        needed = {k: v for k, v in states.items() if k[0] != "app"}
+        if all(needed.values()):
+            return UpResult(current_pids(existing), True, time.monotonic() - started)
+        ev.step("an earlier lab in this directory is incomplete: taking it down first")
+        down(root, ev)
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    p = spec.prefix
+    ports = Ports(
+        frontend=free_port(f"{p}2"),
+        artifacts=free_port(f"{p}3"),
+        apps=tuple(free_port(f"{p}{10 + i}") for i in range(1, spec.nodes + 1)),
+    )
+    estate = plan(spec, ports)
+    estate.save()
+    env = child_env()
+    try:
+        estate = _stand_up(estate, env, ev)
+    except BaseException:
+        estate.save()
+        raise
+    return UpResult(estate, False, time.monotonic() - started)
+
+
+def _timed(ev: LabEvents, text: str) -> Callable[[], None]:
+    ev.step(text)
+    t0 = time.monotonic()
+    return lambda: ev.done(text, time.monotonic() - t0)
+
+
+def _set_pid(estate: Estate, role: str, identity: str, pid: int) -> Estate:
+    procs = tuple(
+        replace(x, pid=pid) if (x.role, x.identity) == (role, identity) else x
+        for x in estate.processes
+    )
+    new = estate.with_processes(procs)
+    new.save()
+    return new
+
+
+def _stand_up(estate: Estate, env: dict[str, str], ev: LabEvents) -> Estate:
+    root = Path(estate.root)
+    # 3. releases, catalog, configs
+    finish = _timed(ev, f"building releases {', '.join(RELEASES)} of {estate.service}")
+    sums = releases.build(root / "artifacts", estate.service, RELEASES)
+    Path(estate.catalog).write_text(layout.catalog_text(estate, sums))
+    Path(estate.client_cfg).write_text(layout.client_cfg(estate))
+    Path(estate.client_cfg).chmod(0o600)
+    for node in estate.nodes:
+        d = Path(node.dir)
+        (d / "etc").mkdir(parents=True, exist_ok=True)
+        Path(node.server_cfg).write_text(layout.server_cfg(estate, node, sys.executable))
+        Path(node.server_cfg).chmod(0o600)
+        (d / "facts.yaml").write_text(layout.facts_yaml(node))
+        (d / "classes.txt").write_text(layout.classes_txt(node))
+    Path(estate.deploy_state_dir).mkdir(parents=True, exist_ok=True)
+    finish()
+
+    # 4. broker
+    finish = _timed(ev, f"RabbitMQ vhost {estate.vhost}")
+    broker.create(estate.vhost, str(estate.broker["user"]))
+    finish()
+
+    # 5. Hiera + puppet apply of haproxy_pools
+    finish = _timed(ev, "Hiera data and HAProxy config (puppet apply of haproxy_pools)")
+    render_hiera(estate, next(iter(RELEASES)))
+    apply_haproxy_pools(estate)
+    finish()
+
+    # 6. processes
+    finish = _timed(ev, "HAProxy, the artifact server and mco-py server on every node")
+    hap = next(x for x in estate.processes if x.role == "haproxy")
+    pid = processes.spawn([HAPROXY, "-db", "-f", estate.haproxy_cfg], Path(hap.log), env=env)
+    estate = _set_pid(estate, "haproxy", hap.identity, pid)
+    art = next(x for x in estate.processes if x.role == "artifacts")
+    pid = processes.spawn(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            art.address,
+            "--directory",
+            str(root / "artifacts"),
+            str(art.port),
+        ],
+        Path(art.log),
+        env=env,
+    )
+    estate = _set_pid(estate, "artifacts", art.identity, pid)
+    for node in estate.nodes:
+        srv = next(x for x in estate.processes if (x.role, x.identity) == ("server", node.identity))
+        pid = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "mcollective_py",
+                "server",
+                "-c",
+                node.server_cfg,
+                "--pidfile",
+                srv.pidfile,
+            ],
+            Path(node.dir) / "server.stderr",
+            env=env,
+            cwd=REPO,
+        )
+        estate = _set_pid(estate, "server", node.identity, pid)
+    _wait_listening(estate, hap, art)
+    wait_for_nodes(estate, env)
+    finish()
+    return estate
+
+
+def _wait_listening(estate: Estate, *procs: LabProcess) -> None:
+    def listening(p: LabProcess) -> bool:
+        try:
+            with socket.create_connection((p.address, p.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    for p in procs:
+        pid = next(x.pid for x in estate.processes if (x.role, x.identity) == (p.role, p.identity))
+
+        def ready(p: LabProcess = p, pid: int = pid) -> bool:
+            return listening(p) or not processes.running(pid)
+
+        ok = processes.wait_for(ready, 15)
+        if not ok or not listening(p):
+            tail = Path(p.log).read_text(errors="replace")[-600:] if Path(p.log).exists() else ""
+            raise LabError(f"{p.role} did not listen on {p.address}:{p.port}; {p.log}: {tail}")
+
+
+def wait_for_nodes(estate: Estate, env: dict[str, str], timeout: float = 40) -> None:
+    """Until every node answers ``mco-py ping``; LabError naming the silent ones."""
+    ids = [n.identity for n in estate.nodes]
+    args = [sys.executable, "-m", "mcollective_py", "ping", "-c", estate.client_cfg, "-t", "2"]
+    args += [a for i in ids for a in ("-I", i)]
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, check=False)
+        out = r.stdout + r.stderr
+        if r.returncode == 0 and all(i in r.stdout for i in ids):
+            return
+        for node in estate.nodes:
+            srv = next(
+                x for x in estate.processes if (x.role, x.identity) == ("server", node.identity)
+            )
+            if not processes.running(srv.pid, MARKERS["server"]):
+                log = Path(node.dir) / "server.stderr"
+                raise LabError(
+                    f"mco-py server of {node.identity} exited; {log}: "
+                    f"{log.read_text(errors='replace')[-800:] if log.exists() else ''}"
+                )
+        time.sleep(0.2)
+    raise LabError(f"not every lab node answered a ping within {timeout:g} s: {out[-600:]}")
+
+
+def render_hiera(estate: Estate, version: str) -> None:
+    """The lab's Hiera: the repository's hiera.yaml and hand-written data, the release and
+    pool data of ``version`` rendered from the lab's catalog, and the lb node's paths."""
+    from ..release import data_dir, load_catalog, plan_writes, render_release, write_files
+
+    dest = Path(estate.hiera_dir)
+    if not dest.exists():
+        shutil.copytree(HIERA, dest)
+        for sub in ("releases", "pools"):
+            shutil.rmtree(dest / "data" / sub, ignore_errors=True)
+    catalog = load_catalog(estate.catalog)
+    files = render_release(catalog, estate.service, version, estate.environment)
+    write_files(plan_writes(data_dir(dest), files))
+    lb = estate.lb_nodes[0]
+    (dest / "data" / "nodes" / f"{lb.identity}.yaml").write_text(layout.lb_hiera(estate))
+
+
+def apply_haproxy_pools(estate: Estate) -> None:
+    """``puppet apply`` of the haproxy_pools module as the lab's load balancer; LabError with
+    Puppet's errors when it fails."""
+    puppet = shutil.which("puppet")
+    if puppet is None:
+        raise LabError("puppet is not installed: run scripts/setup (Debian puppet)")
+    root = Path(estate.root)
+    state = root / "puppet"
+    manifest = state / "lb.pp"
+    state.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(layout.LB_MANIFEST)
+    lb = estate.lb_nodes[0]
+    argv = [
+        puppet,
+        "apply",
+        f"--modulepath={MODULES}",
+        f"--hiera_config={Path(estate.hiera_dir) / 'hiera.yaml'}",
+        "--color=false",
+        *(f"--{d}dir={state / d}" for d in ("var", "conf", "code", "log", "run")),
+        "--certname",
+        lb.identity,
+        "--detailed-exitcodes",
+        str(manifest),
+    ]
+    env = {**child_env(), **{f"FACTER_{k}": v for k, v in lb.facts.items()}}
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    (state / "apply.log").write_text(r.stdout + r.stderr)
+    errors = [
+        line
+        for line in (r.stdout + r.stderr).splitlines()
+        if line.startswith("Error:") and not line.startswith("Error: Facter:")
+    ]
+    if r.returncode not in (0, 2) or errors or not Path(estate.haproxy_cfg).is_file():
+        raise LabError(
+            f"puppet apply of haproxy_pools exited {r.returncode}: "
+            f"{'; '.join(errors) or (r.stdout + r.stderr).strip()[-600:]} (log: {state / 'apply.log'})"
+        )
+
+
+@dataclass(frozen=True)
+class DownResult:
+    stopped: tuple[tuple[str, str, int], ...]
+    vhost_deleted: bool
+    removed: bool
+
+
+def down(root: Path, events: LabEvents | None = None) -> DownResult:
+    """Stop every process the lab in ``root`` started (by pid), delete its vhost, remove
+    ``root``.  Nothing there: nothing done."""
+    ev = events or LabEvents()
+    estate = load_estate(root)
+    if estate is None:
+        return DownResult((), False, False)
+    stopped = []
+    # the apps first (their nodes' agents could restart them), then servers, then the rest
+    order = {"app": 0, "server": 1, "haproxy": 2, "artifacts": 3}
+    for p in sorted(estate.processes, key=lambda x: order[x.role]):
+        pids = {p.pid, processes.read_pid(p.pidfile) if p.pidfile else 0} - {0}
+        for pid in sorted(pids):
+            if processes.stop(pid, MARKERS[p.role]):
+                stopped.append((p.role, p.identity, pid))
+    ev.step(f"stopped {len(stopped)} processes")
+    deleted = broker.delete(estate.vhost)
+    if deleted:
+        ev.step(f"deleted RabbitMQ vhost {estate.vhost}")
+    shutil.rmtree(root, ignore_errors=True)
+    return DownResult(tuple(stopped), deleted, True)
