@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -173,15 +174,23 @@ def _stand_up(estate: Estate, env: dict[str, str], ev: LabEvents) -> Estate:
     Path(estate.deploy_state_dir).mkdir(parents=True, exist_ok=True)
     finish()
 
-    # 4. broker
-    finish = _timed(ev, f"RabbitMQ vhost {estate.vhost}")
-    broker.create(estate.vhost, str(estate.broker["user"]))
-    finish()
+    # 4. + 5. the broker's vhost, and Hiera + puppet apply of haproxy_pools, side by side
+    # (both mostly wait for a JVM-less but slow start: rabbitmqctl's Erlang, Puppet's Ruby)
+    finish = _timed(
+        ev,
+        f"RabbitMQ vhost {estate.vhost}; Hiera data and HAProxy config "
+        "(puppet apply of haproxy_pools)",
+    )
 
-    # 5. Hiera + puppet apply of haproxy_pools
-    finish = _timed(ev, "Hiera data and HAProxy config (puppet apply of haproxy_pools)")
-    render_hiera(estate, next(iter(RELEASES)))
-    apply_haproxy_pools(estate)
+    def puppet() -> None:
+        render_hiera(estate, next(iter(RELEASES)))
+        apply_haproxy_pools(estate)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        jobs = [pool.submit(broker.create, estate.vhost, str(estate.broker["user"]))]
+        jobs.append(pool.submit(puppet))
+        for job in jobs:
+            job.result()
     finish()
 
     # 6. processes
