@@ -60,7 +60,7 @@ def register(sub: Any) -> None:
             type=int,
             default=0,
             metavar="K",
-            help="of them as Ruby mcollectived with shims (not implemented yet)",
+            help="of them as Ruby mcollectived hosting the agents through mco-py shims (default 0)",
         )
         q.add_argument(
             "--prefix",
@@ -216,11 +216,11 @@ def _print_status(estate: Any, term: Terminal) -> None:
     w(
         f"lab {estate.root} (vhost {estate.vhost}, service {estate.service} in {estate.environment})\n"
     )
-    w(f"  {'ROLE':<10}{'IDENTITY':<12}{'ADDRESS':<22}{'PID':>8}  STATE\n")
+    w(f"  {'ROLE':<14}{'IDENTITY':<12}{'ADDRESS':<22}{'PID':>8}  STATE\n")
     for p in estate.processes:
         addr = f"{p.address}:{p.port}" if p.port else p.address
         state = "running" if states[(p.role, p.identity)] else "stopped"
-        w(f"  {p.role:<10}{p.identity:<12}{addr:<22}{p.pid or '-':>8}  {state}\n")
+        w(f"  {p.role:<14}{p.identity:<12}{addr:<22}{p.pid or '-':>8}  {state}\n")
     w(f"  frontend        {estate.frontend_url}\n")
     w(f"  haproxy socket  {estate.haproxy_socket}\n")
     w(f"  client config   {estate.client_cfg}\n")

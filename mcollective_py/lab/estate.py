@@ -40,7 +40,7 @@ class LabSpec:
     ``root``: the state directory (everything the lab writes goes below it); ``vhost``: the
     RabbitMQ vhost the lab creates and removes; ``prefix``: the loopback /24 the lab's
     addresses come from (``127.X.Y.``); ``nodes``: app nodes (1..40); ``ruby_nodes``: how
-    many of them run Ruby ``mcollectived`` hosting our agents through shims (0 today).
+    many of them (the last ones) run Ruby ``mcollectived`` hosting our agents through shims.
     """
 
     root: Path
@@ -76,11 +76,6 @@ class LabSpec:
             raise UsageError(
                 f"--ruby-nodes {self.ruby_nodes}: must be between 0 and --nodes ({self.nodes})"
             )
-        if self.ruby_nodes:
-            raise UsageError(
-                "--ruby-nodes is not implemented yet: every lab node runs mco-py server; see "
-                "docs/ruby-nodes.md for hosting the agents on Ruby nodes by hand"
-            )
         if not self.root.is_absolute():
             raise UsageError(f"lab state directory {str(self.root)!r} must be an absolute path")
         return self
@@ -88,8 +83,8 @@ class LabSpec:
 
 @dataclass(frozen=True)
 class LabProcess:
-    """One process the lab started: its role (``haproxy``, ``artifacts``, ``server``,
-    ``app``), the identity it belongs to, the address it serves, and its pid (0: not running
+    """One process the lab started: its role (``haproxy``, ``artifacts``, ``server`` (mco-py
+    server), ``mcollectived`` (a Ruby node), ``app``), the identity it belongs to, the address it serves, and its pid (0: not running
     yet, e.g. an app before its first release).  ``pidfile``: where a process that is
     restarted by someone else (the app, by the deploy agent) records its pid."""
 
@@ -105,7 +100,8 @@ class LabProcess:
 @dataclass(frozen=True)
 class LabNode:
     """An MCollective node of the lab: ``web`` nodes run the app and the deploy and
-    healthcheck agents, the ``lb`` node runs the haproxy agent."""
+    healthcheck agents, the ``lb`` node runs the haproxy agent.  ``daemon``: ``mco-py``
+    (``mco-py server``) or ``mcollectived`` (Ruby, hosting the agents through shims)."""
 
     identity: str
     role: str
@@ -116,6 +112,7 @@ class LabNode:
     classes: tuple[str, ...]
     app_port: int = 0
     release_root: str = ""
+    daemon: str = "mco-py"
 
     @property
     def app_url(self) -> str:
@@ -141,6 +138,7 @@ class Estate:
     catalog: str
     hiera_dir: str
     deploy_state_dir: str
+    shims_dir: str = ""
     broker: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT
 
@@ -196,6 +194,7 @@ class Estate:
                 catalog=str(doc["catalog"]),
                 hiera_dir=str(doc["hiera_dir"]),
                 deploy_state_dir=str(doc["deploy_state_dir"]),
+                shims_dir=str(doc.get("shims_dir") or ""),
                 broker=dict(doc.get("broker") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -265,6 +264,7 @@ def plan(spec: LabSpec, ports: Ports) -> Estate:
     )
     for i in range(1, spec.nodes + 1):
         d = root / "nodes" / f"web{i}.lab"
+        ruby = i > spec.nodes - spec.ruby_nodes
         nodes.append(
             LabNode(
                 identity=f"web{i}.lab",
@@ -281,6 +281,7 @@ def plan(spec: LabSpec, ports: Ports) -> Estate:
                 classes=("roles::web", "app_release", "mcollective_py"),
                 app_port=ports.apps[i - 1],
                 release_root=str(d / "releases"),
+                daemon="mcollectived" if ruby else "mco-py",
             )
         )
     processes.append(
@@ -304,7 +305,7 @@ def plan(spec: LabSpec, ports: Ports) -> Estate:
     for n in nodes:
         processes.append(
             LabProcess(
-                "server",
+                "server" if n.daemon == "mco-py" else "mcollectived",
                 n.identity,
                 n.address,
                 0,
@@ -339,6 +340,7 @@ def plan(spec: LabSpec, ports: Ports) -> Estate:
         catalog=str(root / "services.yaml"),
         hiera_dir=str(root / "hiera"),
         deploy_state_dir=str(root / "deploy-state"),
+        shims_dir=str(root / "shims") if spec.ruby_nodes else "",
         broker={
             "host": spec.broker_host,
             "stomp_port": spec.stomp_port,

@@ -74,12 +74,12 @@ def catalog_text(estate: Estate, checksums: Mapping[str, str]) -> str:
     return head + yaml.safe_dump(catalog_doc(estate, checksums), sort_keys=False)
 
 
-def _common_cfg(estate: Estate) -> str:
+def _common_cfg(estate: Estate, libdir: str = "/usr/share/mcollective/plugins") -> str:
     b = estate.broker
     return (
         "main_collective = mcollective\n"
         "collectives = mcollective\n"
-        "libdir = /usr/share/mcollective/plugins\n"
+        f"libdir = {libdir}\n"
         "securityprovider = psk\n"
         f"plugin.psk = {b['psk']}\n"
         "connector = rabbitmq\n"
@@ -105,17 +105,25 @@ def client_cfg(estate: Estate) -> str:
 def server_cfg(estate: Estate, node: LabNode, python: str) -> str:
     """A node's ``server.cfg``: identity, facts, classes and its agents' settings.  Web
     nodes run deploy + healthcheck (the app restarted by ``mco-py lab appctl``), the load
-    balancer runs haproxy on the lab HAProxy's admin socket."""
+    balancer runs haproxy on the lab HAProxy's admin socket.  A Ruby node's file is read by
+    ``mcollectived`` and, for the agents' settings, by ``mco-py agent run`` (its shims)."""
     d = Path(node.dir)
+    libdir = "/usr/share/mcollective/plugins"
+    ruby = node.daemon == "mcollectived"
+    if ruby:  # Debian's mcollectived, hosting deploy and healthcheck through the lab's shims
+        libdir += f":{estate.shims_dir}"
     lines = [
-        f"# {node.identity} of the lab, written by `mco-py lab up`.",
-        _common_cfg(estate).rstrip("\n"),
+        f"# {node.identity} of the lab, written by `mco-py lab up`"
+        + (" (Ruby mcollectived with mco-py shims)." if ruby else "."),
+        _common_cfg(estate, libdir).rstrip("\n"),
         f"identity = {node.identity}",
         f"logfile = {d / 'server.log'}",
         "loglevel = info",
         f"plugin.yaml = {d / 'facts.yaml'}",
         f"classesfile = {d / 'classes.txt'}",
     ]
+    if ruby:
+        lines += ["daemonize = 0", "factsource = yaml"]
     if node.role == "lb":
         lines += [
             "plugin.deploy.activate_agent = false",
@@ -191,8 +199,3 @@ LB_MANIFEST = (
     "# Written by `mco-py lab up`: the load balancer's part of examples/site.pp.\n"
     "include haproxy_pools\n"
 )
-
-
-def releases_for(health: Mapping[str, bool] | None = None) -> dict[str, bool]:
-    """The releases the lab builds: version -> healthy."""
-    return dict(health or RELEASES)

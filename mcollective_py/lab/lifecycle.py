@@ -41,7 +41,24 @@ HIERA = REPO / "hiera"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 #: What identifies each role's process in /proc/PID/cmdline (see processes.running).
-MARKERS = {"haproxy": "haproxy", "artifacts": "http.server", "server": "server", "app": "app.py"}
+MARKERS = {
+    "haproxy": "haproxy",
+    "artifacts": "http.server",
+    "server": "mcollective_py server",
+    "mcollectived": "mcollectived",
+    "app": "app.py",
+}
+#: The agents a Ruby web node hosts through shims.
+SHIMMED_AGENTS = ("deploy", "healthcheck")
+#: Preloaded into the Ruby nodes only: stock Debian 12 mcollectived cannot read YAML facts
+#: under Ruby 3.1 without it (see the file).
+RUBY_PRELOAD = Path(__file__).resolve().parent / "ruby" / "psych_positional.rb"
+
+
+def pid_of(p: LabProcess) -> int:
+    """The pid of a lab process as it is now: apps from their pid files (the deploy agent
+    restarts them), every other process as the lab recorded it when it started it."""
+    return processes.read_pid(p.pidfile) if p.role == "app" else p.pid
 
 
 class LabEvents:
@@ -79,18 +96,17 @@ def child_env() -> dict[str, str]:
 def alive(estate: Estate) -> dict[tuple[str, str], bool]:
     """Whether each process of the lab runs, keyed by (role, identity).  Apps are read from
     their pid files (the deploy agent restarts them)."""
-    out = {}
-    for p in estate.processes:
-        pid = processes.read_pid(p.pidfile) if p.pidfile else p.pid
-        out[(p.role, p.identity)] = processes.running(pid, MARKERS[p.role])
-    return out
+    return {
+        (p.role, p.identity): processes.running(pid_of(p), MARKERS[p.role])
+        for p in estate.processes
+    }
 
 
 def current_pids(estate: Estate) -> Estate:
     """The estate with each process's pid as it is now (pid files re-read)."""
     procs = []
     for p in estate.processes:
-        pid = processes.read_pid(p.pidfile) if p.pidfile else p.pid
+        pid = pid_of(p)
         procs.append(replace(p, pid=pid if processes.running(pid, MARKERS[p.role]) else 0))
     return estate.with_processes(tuple(procs))
 
@@ -110,10 +126,16 @@ def up(spec: LabSpec, events: LabEvents | None = None) -> UpResult:
     root = spec.root
     existing = load_estate(root)
     if existing is not None:
-        if existing.vhost != spec.vhost or len(existing.web_nodes) != spec.nodes:
+        ruby = sum(1 for n in existing.web_nodes if n.daemon == "mcollectived")
+        if (existing.vhost, len(existing.web_nodes), ruby) != (
+            spec.vhost,
+            spec.nodes,
+            spec.ruby_nodes,
+        ):
             raise UsageError(
-                f"a lab with vhost {existing.vhost} and {len(existing.web_nodes)} app nodes runs "
-                f"in {root}; run mco-py lab down first to stand up a different one"
+                f"a lab with vhost {existing.vhost}, {len(existing.web_nodes)} app nodes and "
+                f"{ruby} Ruby nodes runs in {root}; run mco-py lab down first to stand up a "
+                "different one"
             )
         states = alive(existing)
         needed = {k: v for k, v in states.items() if k[0] != "app"}
@@ -121,6 +143,11 @@ def up(spec: LabSpec, events: LabEvents | None = None) -> UpResult:
             return UpResult(current_pids(existing), True, time.monotonic() - started)
         ev.step("an earlier lab in this directory is incomplete: taking it down first")
         down(root, ev)
+    if spec.ruby_nodes and shutil.which("mcollectived") is None:
+        raise LabError(
+            "--ruby-nodes needs Ruby MCollective's mcollectived: run scripts/setup (Debian "
+            "mcollective)"
+        )
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     p = spec.prefix
@@ -214,10 +241,25 @@ def _stand_up(estate: Estate, env: dict[str, str], ev: LabEvents) -> Estate:
         env=env,
     )
     estate = _set_pid(estate, "artifacts", art.identity, pid)
+    ruby = [n for n in estate.nodes if n.daemon == "mcollectived"]
+    if ruby:
+        build_shims(estate, ruby[0].server_cfg, env)
     for node in estate.nodes:
-        srv = next(x for x in estate.processes if (x.role, x.identity) == ("server", node.identity))
-        pid = processes.spawn(
-            [
+        srv = next(
+            x
+            for x in estate.processes
+            if x.identity == node.identity and x.role in ("server", "mcollectived")
+        )
+        if node.daemon == "mcollectived":
+            argv = [
+                shutil.which("mcollectived") or "mcollectived",
+                "--config",
+                node.server_cfg,
+                "--pidfile",
+                srv.pidfile,
+            ]
+        else:
+            argv = [
                 sys.executable,
                 "-m",
                 "mcollective_py",
@@ -226,12 +268,10 @@ def _stand_up(estate: Estate, env: dict[str, str], ev: LabEvents) -> Estate:
                 node.server_cfg,
                 "--pidfile",
                 srv.pidfile,
-            ],
-            Path(node.dir) / "server.stderr",
-            env=env,
-            cwd=REPO,
-        )
-        estate = _set_pid(estate, "server", node.identity, pid)
+            ]
+        node_env = {**env, "RUBYOPT": f"-r{RUBY_PRELOAD}"} if node.daemon == "mcollectived" else env
+        pid = processes.spawn(argv, Path(node.dir) / "server.stderr", env=node_env, cwd=REPO)
+        estate = _set_pid(estate, srv.role, node.identity, pid)
     _wait_listening(estate, hap, art)
     wait_for_nodes(estate, env)
     finish()
@@ -272,16 +312,41 @@ def wait_for_nodes(estate: Estate, env: dict[str, str], timeout: float = 40) -> 
             return
         for node in estate.nodes:
             srv = next(
-                x for x in estate.processes if (x.role, x.identity) == ("server", node.identity)
+                x
+                for x in estate.processes
+                if x.identity == node.identity and x.role in ("server", "mcollectived")
             )
-            if not processes.running(srv.pid, MARKERS["server"]):
+            if not processes.running(srv.pid, MARKERS[srv.role]):
                 log = Path(node.dir) / "server.stderr"
                 raise LabError(
-                    f"mco-py server of {node.identity} exited; {log}: "
+                    f"the {srv.role} of {node.identity} exited; {log}: "
                     f"{log.read_text(errors='replace')[-800:] if log.exists() else ''}"
                 )
         time.sleep(0.2)
     raise LabError(f"not every lab node answered a ping within {timeout:g} s: {out[-600:]}")
+
+
+def build_shims(estate: Estate, server_cfg: str, env: dict[str, str]) -> None:
+    """``mco-py shim build deploy healthcheck --out SHIMS_DIR``: the Ruby shims the lab's
+    Ruby nodes load (their libdir); each shim runs ``mco-py agent run -c <its node's
+    server.cfg>``, so one build serves every Ruby node."""
+    argv = [
+        sys.executable,
+        "-m",
+        "mcollective_py",
+        "shim",
+        "build",
+        *SHIMMED_AGENTS,
+        "--out",
+        estate.shims_dir,
+        "-c",
+        server_cfg,
+    ]
+    r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)
+    if r.returncode != 0:
+        raise LabError(
+            f"mco-py shim build exited {r.returncode}: {(r.stderr or r.stdout).strip()[-600:]}"
+        )
 
 
 def render_hiera(estate: Estate, version: str) -> None:
@@ -356,7 +421,7 @@ def down(root: Path, events: LabEvents | None = None) -> DownResult:
         return DownResult((), False, False)
     stopped = []
     # the apps first (their nodes' agents could restart them), then servers, then the rest
-    order = {"app": 0, "server": 1, "haproxy": 2, "artifacts": 3}
+    order = {"app": 0, "server": 1, "mcollectived": 1, "haproxy": 2, "artifacts": 3}
     for p in sorted(estate.processes, key=lambda x: order[x.role]):
         pids = {p.pid, processes.read_pid(p.pidfile) if p.pidfile else 0} - {0}
         for pid in sorted(pids):

@@ -1,8 +1,10 @@
 """The lab for real: RabbitMQ (own vhost), HAProxy from ``puppet apply``, the artifact server,
 ``mco-py server`` nodes and the demo app, driven with the ordinary ``mco-py`` commands.
 
-One lab for the module (``up`` takes ~15 s); the tests run in file order and the last one
-takes it down and checks that nothing of it is left.  The demo's deploy phase with the real
+One lab for the module (``up`` takes ~15 s): 3 app nodes, the last of them a Ruby
+``mcollectived`` hosting deploy and healthcheck through shims (``--ruby-nodes 1``), so every
+test also drives a Ruby node.  The tests run in file order and the last one takes the lab down
+and checks that nothing of it is left.  The demo's deploy phase with the real
 driver is skipped only while ``mco-py deploy`` does not exist (issue 12, in another branch).
 """
 
@@ -27,13 +29,14 @@ from tests.lab.rolling import deploy_by_hand
 pytestmark = pytest.mark.integration
 
 NODES = 3
+RUBY = 1
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Estate]:
     root = lab_dir("lab")
     down(root)  # a lab an interrupted run left here
-    spec = LabSpec(root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES)
+    spec = LabSpec(root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES, ruby_nodes=RUBY)
     try:
         estate = up(spec).estate
         install(estate, INITIAL_VERSION, child_env())
@@ -61,7 +64,9 @@ def test_status_json_lists_every_process(lab: Estate) -> None:
     webs = [f"web{i}.lab" for i in range(1, NODES + 1)]
     assert sorted(rows) == sorted(
         [("haproxy", "lb1.lab"), ("artifacts", "lab"), ("server", "lb1.lab")]
-        + [(role, w) for w in webs for role in ("server", "app")]
+        + [("server", w) for w in webs[:-RUBY]]
+        + [("mcollectived", w) for w in webs[-RUBY:]]
+        + [("app", w) for w in webs]
     )
     assert all(p["running"] and p["pid"] > 0 for p in rows.values()), rows
     assert rows[("app", "web2.lab")]["address"] == "127.0.14.12"
@@ -84,9 +89,29 @@ def test_the_nodes_answer_the_ordinary_commands(lab: Estate) -> None:
     }
 
 
+def test_the_ruby_node_is_debians_mcollectived(lab: Estate) -> None:
+    r = _cli("inventory", f"web{NODES}.lab", "-c", lab.client_cfg)
+    assert r.returncode == 0, r.stderr
+    assert "Version: 2.12.5" in r.stdout
+    assert "deploy" in r.stdout and "healthcheck" in r.stdout
+    r = _cli("inventory", "web1.lab", "-c", lab.client_cfg)
+    assert "Version: 2.12.5" not in r.stdout
+
+
 def test_up_twice_is_harmless(lab: Estate) -> None:
     before = _pids(lab)
-    r = _cli("lab", "up", "--state-dir", lab.root, "--vhost", lab.vhost, "--nodes", str(NODES))
+    r = _cli(
+        "lab",
+        "up",
+        "--state-dir",
+        lab.root,
+        "--vhost",
+        lab.vhost,
+        "--nodes",
+        str(NODES),
+        "--ruby-nodes",
+        str(RUBY),
+    )
     assert r.returncode == 0, r.stderr
     assert "is already up (reused)" in r.stdout
     assert "mco-py rpc deploy" not in r.stdout  # v1 serves already: nothing installed again
@@ -94,7 +119,7 @@ def test_up_twice_is_harmless(lab: Estate) -> None:
 
 
 def test_a_different_lab_in_the_same_directory_is_refused(lab: Estate) -> None:
-    r = _cli("lab", "up", "--state-dir", lab.root, "--vhost", lab.vhost, "--nodes", "2")
+    r = _cli("lab", "up", "--state-dir", lab.root, "--vhost", lab.vhost, "--nodes", str(NODES))
     assert r.returncode == 2
     assert "run mco-py lab down first" in r.stderr
 
@@ -110,7 +135,7 @@ def test_v1_serves_every_request_through_the_frontend(lab: Estate) -> None:
 def test_demo_release_phases_with_a_rolling_deploy_by_hand(lab: Estate) -> None:
     """The demo's phases (load, v2, broken v3, report) with the deploy done node by node
     through the agents: the lab moves pools without losing a request, and 3.0.0's first node
-    fails its smoke test and is rolled back."""
+    fails its smoke test and is rolled back.  The last node is a Ruby node."""
     outcome = demo_mod.run(lab, child_env(), demo_mod.DemoEvents(), deployer=deploy_by_hand)
     assert outcome.problems == (), outcome
     assert outcome.versions == {f"web{i}.lab": "2.0.0" for i in range(1, NODES + 1)}

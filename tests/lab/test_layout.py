@@ -23,8 +23,10 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "lab"
 SUMS = {"1.0.0": "a" * 64, "2.0.0": "b" * 64, "3.0.0": "c" * 64}
 
 
-def estate() -> Estate:
-    spec = LabSpec(root=Path("/tmp/golden-lab"), vhost="/golden-lab", nodes=2)
+def estate(ruby_nodes: int = 0) -> Estate:
+    spec = LabSpec(
+        root=Path("/tmp/golden-lab"), vhost="/golden-lab", nodes=2, ruby_nodes=ruby_nodes
+    )
     return plan(spec, Ports(frontend=8080, artifacts=8000, apps=(9001, 9002)))
 
 
@@ -38,11 +40,14 @@ CASES: dict[str, Callable[[Estate], str]] = {
     "classes-lb1.txt": lambda e: layout.classes_txt(e.node("lb1.lab")),
     "lab.json": lambda e: json.dumps(e.to_json(), indent=2, sort_keys=True) + "\n",
 }
+RUBY_CASES: dict[str, Callable[[Estate], str]] = {
+    "ruby-server-web2.cfg": lambda e: layout.server_cfg(e, e.node("web2.lab"), "/venv/bin/python"),
+}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(CASES) + sorted(RUBY_CASES))
 def test_golden(case: str) -> None:
-    got = CASES[case](estate())
+    got = CASES[case](estate()) if case in CASES else RUBY_CASES[case](estate(ruby_nodes=1))
     path = GOLDEN / case
     if os.environ.get("REGEN"):
         path.write_text(got)
@@ -66,6 +71,25 @@ def test_plan_addresses_identities_and_processes() -> None:
         ("app", "web2.lab", "127.0.14.12", 9002),
     ]
     assert e.frontend_url == "http://127.0.14.2:8080"
+
+
+def test_ruby_nodes_are_the_last_web_nodes() -> None:
+    e = plan(LabSpec(root=Path("/tmp/x"), nodes=3, ruby_nodes=2), Ports(1, 2, (3, 4, 5)))
+    assert [(n.identity, n.daemon) for n in e.web_nodes] == [
+        ("web1.lab", "mco-py"),
+        ("web2.lab", "mcollectived"),
+        ("web3.lab", "mcollectived"),
+    ]
+    assert [(p.role, p.identity) for p in e.processes if p.role != "app"][2:] == [
+        ("server", "lb1.lab"),
+        ("server", "web1.lab"),
+        ("mcollectived", "web2.lab"),
+        ("mcollectived", "web3.lab"),
+    ]
+    assert e.shims_dir == "/tmp/x/shims"
+    assert "libdir = /usr/share/mcollective/plugins:/tmp/x/shims\n" in layout.server_cfg(
+        e, e.node("web2.lab"), "py"
+    )
 
 
 def test_the_catalog_is_a_valid_catalog_of_the_lab() -> None:
@@ -113,7 +137,7 @@ def test_a_bad_state_file_is_a_config_error(tmp_path: Path, text: str, match: st
         ({"nodes": 0}, r"\A--nodes 0: the lab runs 1 to 40 app nodes"),
         ({"nodes": 41}, r"\A--nodes 41: the lab runs 1 to 40 app nodes"),
         ({"ruby_nodes": 5}, r"\A--ruby-nodes 5: must be between 0 and --nodes \(4\)"),
-        ({"ruby_nodes": 1}, r"\A--ruby-nodes is not implemented yet"),
+        ({"ruby_nodes": -1}, r"\A--ruby-nodes -1: must be between 0 and --nodes \(4\)"),
         ({"root": Path("relative")}, r"\Alab state directory 'relative' must be an absolute path"),
     ],
 )
