@@ -16,6 +16,8 @@ driven (the message names it and its log); 4 ``status``: no lab in the state dir
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -103,13 +105,11 @@ def register(sub: Any) -> None:
     a.add_argument("--release-dir", type=Path)
     a.set_defaults(run=run_appctl)
 
-    # The issue-15 developer's `mco-py lab sim` lives in cli/lab_sim.py (register(lsub));
-    # it is optional here so either branch works alone.
-    try:
-        from . import lab_sim  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        pass
-    else:
+    # The issue-15 developer's `mco-py lab sim` lives in cli/lab_sim.py, exposing
+    # register(lab_subparsers); called when that module exists, so either branch works alone
+    # (a lab_sim that exists but fails to import is an error, not silently skipped).
+    if importlib.util.find_spec(f"{__package__}.lab_sim") is not None:
+        lab_sim = importlib.import_module(f"{__package__}.lab_sim")
         lab_sim.register(lsub)
 
 
