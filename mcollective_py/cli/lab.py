@@ -30,6 +30,7 @@ from .common import Terminal
 
 DEFAULT_DIR = "/tmp/mco-py-lab"
 DEFAULT_VHOST = "/mco-py-lab"
+DEFAULT_REPORTS = "/tmp/mco-py-lab-reports"
 
 
 def register(sub: Any) -> None:
@@ -84,6 +85,14 @@ def register(sub: Any) -> None:
     sizing(d)
     d.add_argument(
         "--keep", action="store_true", help="leave the lab running afterwards (default: down)"
+    )
+    d.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path(os.environ.get("MCO_PY_LAB_REPORTS") or DEFAULT_REPORTS),
+        metavar="DIR",
+        help="where the runs' HTML reports and journals are kept, outside the lab "
+        f"(default: $MCO_PY_LAB_REPORTS or {DEFAULT_REPORTS})",
     )
     d.set_defaults(run=run_demo)
 
@@ -289,7 +298,7 @@ def run_demo(args: argparse.Namespace, term: Terminal) -> int:
         )
     estate = _stand_up(args, term, True)
     try:
-        outcome = demo_mod.run(estate, env, ev)
+        outcome = demo_mod.run(estate, env, ev, report_dir=args.report_dir.absolute())
     finally:
         if not args.keep:
             down(Path(estate.root), ev)

@@ -8,8 +8,10 @@ Recipe of :func:`run` (the lab is up and serving the first release when it is ca
 3. ``mco-py deploy run shop 3.0.0`` -- 3.0.0 is built broken (``/health`` answers 503), so its
    canary fails the health gate and the driver rolls it back -- expected: exit 1, every node
    still on 2.0.0;
-4. stop the load; read every node's current release (``mco-py rpc deploy status``) and the
-   HTML run report (``mco-py deploy report RUN``).
+4. stop the load; read every node's current release (``mco-py rpc deploy status``).
+
+After each run the HTML run report (``mco-py deploy report RUN``) and the run's journal are
+copied to ``report_dir``, outside the lab's state directory, so they outlive ``lab down``.
 
 The outcome (:class:`DemoOutcome`) says whether each expectation held; the CLI prints it.
 """
@@ -17,6 +19,7 @@ The outcome (:class:`DemoOutcome`) says whether each expectation held; the CLI p
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -87,9 +90,15 @@ def parse_run(output: str) -> tuple[str, str]:
 
 
 def deploy(
-    estate: Estate, version: str, expected_exit: int, env: dict[str, str], ev: DemoEvents
+    estate: Estate,
+    version: str,
+    expected_exit: int,
+    env: dict[str, str],
+    ev: DemoEvents,
+    report_dir: Path,
 ) -> DeployRun:
-    """Run ``mco-py deploy run``, passing its output on line by line; then its report."""
+    """Run ``mco-py deploy run``, passing its output on line by line; then keep its HTML
+    report and journal in ``report_dir``."""
     argv = deploy_command(estate, version)
     ev.command(" ".join(("mco-py", *argv)))
     started = time.monotonic()
@@ -109,13 +118,26 @@ def deploy(
         code = proc.wait()
     seconds = time.monotonic() - started
     run_id, journal = parse_run("\n".join(lines))
-    report = html_report(estate, run_id, env) if run_id else ""
+    report = html_report(estate, run_id, env, report_dir) if run_id else ""
+    journal = keep(journal, report_dir, f"{run_id or version}-journal")
     return DeployRun(version, code, expected_exit, run_id, journal, report, seconds)
 
 
-def html_report(estate: Estate, run_id: str, env: dict[str, str]) -> str:
-    """Where the HTML report of ``run_id`` is: the path ``mco-py deploy report`` names, or
-    the file its HTML output was saved to; "" when there is none."""
+def keep(path: str, report_dir: Path, name: str) -> str:
+    """A copy of the file ``path`` in ``report_dir`` (named ``name`` + its suffix); the path
+    itself when it is not a file."""
+    src = Path(path)
+    if not path or not src.is_file():
+        return path
+    report_dir.mkdir(parents=True, exist_ok=True)
+    dest = report_dir / f"{name}{src.suffix}"
+    shutil.copyfile(src, dest)
+    return str(dest)
+
+
+def html_report(estate: Estate, run_id: str, env: dict[str, str], report_dir: Path) -> str:
+    """The HTML report of ``run_id`` in ``report_dir``: ``mco-py deploy report``'s HTML
+    output saved there, or a copy of the file it names; "" when there is none."""
     for extra in (["--state-dir", estate.deploy_state_dir], []):
         r = subprocess.run(
             [*MCO_PY, "deploy", "report", run_id, *extra],
@@ -130,12 +152,12 @@ def html_report(estate: Estate, run_id: str, env: dict[str, str]) -> str:
         return ""
     text = r.stdout.strip()
     if text.lower().startswith(("<!doctype", "<html")):
-        path = Path(estate.root) / "reports" / f"{run_id}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = report_dir / f"{run_id}.html"
+        report_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(r.stdout)
         return str(path)
     paths = [w for w in text.split() if w.endswith(".html")]
-    return paths[-1] if paths else ""
+    return keep(paths[-1], report_dir, run_id) if paths else ""
 
 
 def versions(estate: Estate, env: dict[str, str], ev: DemoEvents) -> dict[str, str]:
@@ -152,7 +174,8 @@ def run(
     env: dict[str, str],
     ev: DemoEvents,
     *,
-    deployer: Callable[[Estate, str, int, dict[str, str], DemoEvents], DeployRun] = deploy,
+    report_dir: Path,
+    deployer: Callable[[Estate, str, int, dict[str, str], DemoEvents, Path], DeployRun] = deploy,
     rate: float = 40.0,
 ) -> DemoOutcome:
     """The demo's release phases on a lab that is up and serving; see the module docstring."""
@@ -165,7 +188,7 @@ def run(
         for version, expected in ((GOOD, 0), (BAD, 1)):
             ev.step(f"rolling {estate.service} {version} through the lab under live traffic")
             load.mark(version)
-            runs.append(deployer(estate, version, expected, env, ev))
+            runs.append(deployer(estate, version, expected, env, ev, report_dir))
         load.mark("after")
         time.sleep(1.0)
     finally:

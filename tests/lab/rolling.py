@@ -9,6 +9,7 @@ run stops: exit 1, like the driver's "failed and rolled back".
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from mcollective_py.errors import LabError
 from mcollective_py.lab.demo import DemoEvents, DeployRun
@@ -17,7 +18,12 @@ from mcollective_py.lab.operator import rpc
 
 
 def deploy_by_hand(
-    estate: Estate, version: str, expected_exit: int, env: dict[str, str], ev: DemoEvents
+    estate: Estate,
+    version: str,
+    expected_exit: int,
+    env: dict[str, str],
+    ev: DemoEvents,
+    report_dir: Path,
 ) -> DeployRun:
     started = time.monotonic()
     lb = [n.identity for n in estate.lb_nodes]

@@ -136,7 +136,13 @@ def test_demo_release_phases_with_a_rolling_deploy_by_hand(lab: Estate) -> None:
     """The demo's phases (load, v2, broken v3, report) with the deploy done node by node
     through the agents: the lab moves pools without losing a request, and 3.0.0's first node
     fails its smoke test and is rolled back.  The last node is a Ruby node."""
-    outcome = demo_mod.run(lab, child_env(), demo_mod.DemoEvents(), deployer=deploy_by_hand)
+    outcome = demo_mod.run(
+        lab,
+        child_env(),
+        demo_mod.DemoEvents(),
+        report_dir=Path(lab.root) / "reports",
+        deployer=deploy_by_hand,
+    )
     assert outcome.problems == (), outcome
     assert outcome.versions == {f"web{i}.lab": "2.0.0" for i in range(1, NODES + 1)}
     assert [r.exit_code for r in outcome.deploys] == [0, 1]
@@ -153,6 +159,7 @@ def test_the_demo_with_the_deploy_driver() -> None:
     if not demo_mod.deploy_available(env):
         pytest.skip("mco-py deploy (issue 12) is not a command of this mco-py yet")
     root = lab_dir("lab-demo")
+    reports = lab_dir("lab-demo-reports")
     r = run_mco_py(
         env,
         "lab",
@@ -161,12 +168,18 @@ def test_the_demo_with_the_deploy_driver() -> None:
         str(root),
         "--vhost",
         ns_vhost("mco-py-lab-demo"),
+        "--report-dir",
+        str(reports),
         timeout=300,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "failed requests: 0" in r.stdout
     assert "deploy 3.0.0: failed and rolled back" in r.stdout
     assert "result: as expected" in r.stdout
+    html = sorted(reports.glob("*.html"))
+    assert len(html) == 2, r.stdout[-2000:]
+    for page in html:
+        assert f"HTML run report: {page}" in r.stdout
     assert not root.exists()
     assert ns_vhost("mco-py-lab-demo") not in vhosts()
 
