@@ -294,7 +294,7 @@ def run_demo(args: argparse.Namespace, term: Terminal) -> int:
     if not demo_mod.deploy_available(env):
         raise LabError(
             "this mco-py has no deploy command (the rolling deploy driver), so the demo cannot "
-            "roll a release; the lab is left as it is: mco-py lab status / mco-py lab down"
+            "roll a release; nothing was started (mco-py lab up stands the lab up by itself)"
         )
     estate = _stand_up(args, term, True)
     try:
