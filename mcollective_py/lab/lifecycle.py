@@ -158,12 +158,14 @@ def up(spec: LabSpec, events: LabEvents | None = None) -> UpResult:
     )
     estate = plan(spec, ports)
     estate.save()
-    env = child_env()
     try:
-        estate = _stand_up(estate, env, ev)
-    except BaseException:
-        estate.save()
-        raise
+        # every pid is saved to lab.json as soon as its process exists (_set_pid)
+        estate = _stand_up(estate, child_env(), ev)
+    except LabError as exc:
+        raise LabError(
+            f"{exc}; what was started is recorded in {root / 'lab.json'}: "
+            f"mco-py lab down --state-dir {root} removes it"
+        ) from None
     return UpResult(estate, False, time.monotonic() - started)
 
 
