@@ -20,6 +20,7 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -155,6 +156,16 @@ class _Printer:
     def output(self, line: str) -> None:
         self.term.out.write(f"  | {line}\n")
         self.term.out.flush()
+
+    def raw(self, text: str) -> None:
+        self.term.out.write(text)
+        self.term.out.flush()
+
+    def terminal_size(self) -> tuple[int, int] | None:
+        if not self.term.tty:
+            return None
+        size = shutil.get_terminal_size()
+        return (size.lines, size.columns)
 
     def finished(self, cmd: Any) -> None:
         ok = sum(1 for r in cmd.replies if r.get("statuscode") == 0)

@@ -18,9 +18,15 @@ The outcome (:class:`DemoOutcome`) says whether each expectation held; the CLI p
 
 from __future__ import annotations
 
+import codecs
+import fcntl
+import os
+import pty
 import re
 import shutil
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +45,15 @@ class DemoEvents(LabEvents, OperatorEvents):
     """Hooks of the demo (no-ops by default)."""
 
     def output(self, line: str) -> None:
-        """A line ``mco-py deploy`` printed (its live progress view)."""
+        """A line ``mco-py deploy`` printed (when the demo's output is not a terminal)."""
+
+    def raw(self, text: str) -> None:
+        """Output of ``mco-py deploy`` as it came from its terminal (its live progress view)."""
+
+    def terminal_size(self) -> tuple[int, int] | None:
+        """(rows, columns) when the demo's output is a terminal: ``mco-py deploy`` then runs
+        on a pseudo-terminal of that size, so it draws its live view; None: on a pipe."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -102,9 +116,30 @@ def deploy(
     argv = deploy_command(estate, version)
     ev.command(" ".join(("mco-py", *argv)))
     started = time.monotonic()
+    size = ev.terminal_size()
+    if size is None:
+        code, output = run_piped([*MCO_PY, *argv], env, ev.output)
+    else:
+        code, output = run_on_terminal([*MCO_PY, *argv], env, ev.raw, size)
+    lines = [ANSI.sub("", line).rstrip("\r") for line in output.splitlines()]
+    seconds = time.monotonic() - started
+    run_id, journal = parse_run("\n".join(lines))
+    report = html_report(estate, run_id, env, report_dir) if run_id else ""
+    journal = keep(journal, report_dir, f"{run_id or version}-journal")
+    return DeployRun(version, code, expected_exit, run_id, journal, report, seconds)
+
+
+#: Terminal control sequences (colours, cursor moves) of a live progress view.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def run_piped(
+    argv: list[str], env: dict[str, str], on_line: Callable[[str], None]
+) -> tuple[int, str]:
+    """Run ``argv`` with its output on a pipe, handing each line on; (exit code, output)."""
     lines: list[str] = []
     with subprocess.Popen(
-        [*MCO_PY, *argv],
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -114,13 +149,41 @@ def deploy(
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line.rstrip("\n"))
-            ev.output(line.rstrip("\n"))
+            on_line(line.rstrip("\n"))
         code = proc.wait()
-    seconds = time.monotonic() - started
-    run_id, journal = parse_run("\n".join(lines))
-    report = html_report(estate, run_id, env, report_dir) if run_id else ""
-    journal = keep(journal, report_dir, f"{run_id or version}-journal")
-    return DeployRun(version, code, expected_exit, run_id, journal, report, seconds)
+    return code, "\n".join(lines)
+
+
+def run_on_terminal(
+    argv: list[str], env: dict[str, str], on_data: Callable[[str], None], size: tuple[int, int]
+) -> tuple[int, str]:
+    """Run ``argv`` on a pseudo-terminal of ``size`` (rows, columns), so a program that draws
+    a live view on terminals draws it; every byte is handed on as it comes.  (exit code,
+    output)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, close_fds=True
+        )
+    finally:
+        os.close(slave)
+    chunks: list[str] = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            text = decoder.decode(data)
+            chunks.append(text)
+            on_data(text)
+    finally:
+        os.close(master)
+    return proc.wait(), "".join(chunks)
 
 
 def keep(path: str, report_dir: Path, name: str) -> str:

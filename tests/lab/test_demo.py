@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,38 @@ def test_the_report() -> None:
     assert out.getvalue().endswith(
         "the lab keeps running: mco-py lab status --state-dir /tmp/demo-lab\n"
     )
+
+
+CHILD = (
+    "import os, sys\n"
+    "tty = os.isatty(1)\n"
+    "size = os.get_terminal_size(1) if tty else None\n"
+    "print('\\x1b[1mrun id: r-77\\x1b[0m')\n"
+    "print(f'tty={tty} size={size.lines if size else 0}x{size.columns if size else 0}')\n"
+    "sys.stdout.write('progress 1/2\\rprogress 2/2\\n')\n"
+    "sys.exit(3)\n"
+)
+
+
+def test_run_on_terminal_gives_the_child_a_terminal_of_our_size() -> None:
+    from mcollective_py.lab.demo import ANSI, run_on_terminal
+
+    seen: list[str] = []
+    code, out = run_on_terminal(
+        [sys.executable, "-c", CHILD], dict(os.environ), seen.append, (30, 111)
+    )
+    assert code == 3
+    assert "".join(seen) == out
+    clean = ANSI.sub("", out).replace("\r\n", "\n")
+    assert clean == "run id: r-77\ntty=True size=30x111\nprogress 1/2\rprogress 2/2\n"
+    assert parse_run(clean) == ("r-77", "")
+
+
+def test_run_piped_hands_on_lines() -> None:
+    from mcollective_py.lab.demo import run_piped
+
+    seen: list[str] = []
+    code, out = run_piped([sys.executable, "-c", CHILD], dict(os.environ), seen.append)
+    assert code == 3
+    assert seen == out.split("\n")
+    assert seen[1] == "tty=False size=0x0"
