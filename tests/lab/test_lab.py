@@ -11,6 +11,7 @@ driver is skipped only while ``mco-py deploy`` does not exist (issue 12, in anot
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -182,6 +183,7 @@ def test_the_demo_with_the_deploy_driver() -> None:
         assert f"HTML run report: {page}" in r.stdout
     assert not root.exists()
     assert ns_vhost("mco-py-lab-demo") not in vhosts()
+    shutil.rmtree(reports)  # the demo keeps them on purpose; the test does not
 
 
 def test_down_leaves_nothing_behind(lab: Estate) -> None:
