@@ -137,9 +137,14 @@ def up(spec: LabSpec, events: LabEvents | None = None) -> UpResult:
                 f"{ruby} Ruby nodes runs in {root}; run mco-py lab down first to stand up a "
                 "different one"
             )
+        # everything must run, except apps that were never started (no release installed)
         states = alive(existing)
-        needed = {k: v for k, v in states.items() if k[0] != "app"}
-        if all(needed.values()):
+        running_needed = {
+            (p.role, p.identity)
+            for p in existing.processes
+            if p.role != "app" or Path(p.pidfile).exists()
+        }
+        if all(states[k] for k in running_needed):
             return UpResult(current_pids(existing), True, time.monotonic() - started)
         ev.step("an earlier lab in this directory is incomplete: taking it down first")
         down(root, ev)

@@ -40,3 +40,31 @@ def test_a_failed_up_is_recorded_and_down_removes_it(monkeypatch: pytest.MonkeyP
     assert not any(running(pid) for pid in started.values())
     assert vhost not in vhosts()
     assert not root.exists()
+
+
+def test_up_replaces_a_lab_whose_app_died() -> None:
+    """A started app that is gone (killed) makes the lab incomplete: the next ``up`` takes it
+    down and stands it up again, rather than reporting a lab that does not serve."""
+    import os
+    import signal
+
+    from mcollective_py.lab import INITIAL_VERSION, child_env, install
+    from mcollective_py.lab.processes import read_pid, wait_for
+
+    root = lab_dir("lab-app-died")
+    spec = LabSpec(root=root, vhost=ns_vhost("mco-py-lab-app-died"), nodes=1)
+    try:
+        first = up(spec).estate
+        install(first, INITIAL_VERSION, child_env())
+        app = next(p for p in first.processes if p.role == "app")
+        pid = read_pid(app.pidfile)
+        assert running(pid)
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: not running(pid), 10)
+        again = up(spec)
+        assert again.reused is False
+        assert not running(first.processes[0].pid)  # the old HAProxy was stopped
+        assert running(again.estate.processes[0].pid)
+    finally:
+        down(root)
+    assert not root.exists()
