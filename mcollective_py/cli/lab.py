@@ -225,6 +225,7 @@ def _status_doc(estate: Any) -> dict[str, Any]:
     for p in doc["processes"]:
         p["running"] = states[(p["role"], p["identity"])]
     doc.pop("broker", None)
+    doc["hiera_config"] = str(Path(estate.hiera_dir) / "hiera.yaml")
     return doc
 
 
