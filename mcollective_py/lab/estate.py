@@ -207,6 +207,7 @@ class Estate:
         """Write ``lab.json`` atomically (temporary file, rename)."""
         path = Path(self.root) / STATE_FILE
         tmp = path.with_suffix(".json.tmp")
+        tmp.touch(mode=0o600)  # it holds the lab's broker password and psk
         tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
         tmp.replace(path)
         return path

@@ -9,8 +9,9 @@ Recipe of :func:`up` (each step named in :class:`LabEvents` as it runs):
 4. the lab's RabbitMQ vhost (permissions, MCollective's exchanges);
 5. the Hiera data of the first release, rendered from the catalog (as ``mco-py release
    render`` does), and HAProxy's configuration from ``puppet apply`` of ``haproxy_pools``;
-6. HAProxy, the artifact server, and ``mco-py server`` on every node; wait until every node
-   answers a ping.
+6. HAProxy, the artifact server, and ``mco-py server`` on every node (Debian's
+   ``mcollectived`` with the shims of deploy and healthcheck on the last ``ruby_nodes`` app
+   nodes); wait until every node answers a ping.
 
 Every pid is saved in ``lab.json`` as soon as the process exists, so :func:`down` can stop
 what was started even after a failed ``up``.  :func:`down` stops exactly those pids (and the
