@@ -15,11 +15,12 @@
     │   └── InvalidCallerId                   callerid does not match ``kind=value``
     ├── ConfigError                  exit 3   config file missing/unreadable/invalid value
     ├── TransportError               exit 3   broker unreachable, connection lost, publish failed
-    └── DeployError                  exit 1   ``mco-py deploy``: a run could not go on
-        ├── PlanRefused              exit 2   the plan breaks a safety rule (capacity floor, ...)
-        ├── LeaseHeld                exit 2   another run holds the service+environment lease
-        ├── RunNotFound              exit 2   no journal for that run id
-        └── JournalError             exit 3   the state dir or a journal cannot be read/written
+    ├── DeployError                  exit 1   ``mco-py deploy``: a run could not go on
+    │   ├── PlanRefused              exit 2   the plan breaks a safety rule (capacity floor, ...)
+    │   ├── LeaseHeld                exit 2   another run holds the service+environment lease
+    │   ├── RunNotFound              exit 2   no journal for that run id
+    │   └── JournalError             exit 3   the state dir or a journal cannot be read/written
+    └── LabError                     exit 3   the local lab could not be stood up, driven or stopped
 
 Rules: only ``cli/`` turns these into exit codes and messages (``exc.exit_code``); every
 message says what was wrong, with which value, and what to try.  Foreign exceptions
@@ -141,5 +142,12 @@ class RunNotFound(DeployError):
 
 class JournalError(DeployError):
     """The state dir, a journal or a lease file cannot be read or written."""
+
+    exit_code = 3
+
+
+class LabError(MCollectiveError):
+    """The local lab (``mco-py lab``) could not start, drive or stop one of its parts: the
+    message names the part, what it did, and where its log is."""
 
     exit_code = 3

@@ -24,6 +24,7 @@ from . import (
     facts,
     find,
     inventory,
+    lab,
     ping,
     plugin,
     release,
@@ -46,6 +47,7 @@ COMMANDS = (
     server,
     agent_cmd,
     shim,
+    lab,
 )
 
 
