@@ -23,6 +23,7 @@ from . import (
     facts,
     find,
     inventory,
+    lab,
     ping,
     plugin,
     release,
@@ -32,7 +33,20 @@ from . import (
 )
 from .common import Terminal
 
-COMMANDS = (ping, rpc, find, facts, inventory, plugin, config_cmd, release, server, agent_cmd, shim)
+COMMANDS = (
+    ping,
+    rpc,
+    find,
+    facts,
+    inventory,
+    plugin,
+    config_cmd,
+    release,
+    server,
+    agent_cmd,
+    shim,
+    lab,
+)
 
 
 class _Parser(argparse.ArgumentParser):

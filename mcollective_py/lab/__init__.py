@@ -1,0 +1,1 @@
+"""The local lab: simulated fleets and lab set-up (``mco-py lab ...``)."""
