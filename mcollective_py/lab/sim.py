@@ -381,10 +381,13 @@ def serve_shard(
     names: Sequence[str],
     stop: Any,
     ready: Any,
+    index: int = 0,
     *,
     reconnect_max: float = 2.0,
 ) -> None:
-    """One process: connect, bind, answer until ``stop`` is set; reconnect after trouble."""
+    """One process: connect, bind, answer until ``stop`` is set; reconnect after trouble.
+    Process ``index`` tries the broker pool starting at entry ``index`` (round robin), so a
+    pool of several brokers carries the simulated fleet spread across all of them."""
     from .. import config as config_mod
     from .. import security as security_mod
     from .sim_connector import SharedQueueConnector
@@ -400,7 +403,13 @@ def serve_shard(
 
     cfg = config_mod.load(p.config_file, role="server")
     sec = security_mod.from_config(cfg)
-    conn = SharedQueueConnector.from_config(cfg)
+    from ..connectors.rabbitmq import brokers_from_config
+
+    pool = brokers_from_config(cfg)
+    k = index % len(pool)
+    conn = SharedQueueConnector(
+        pool[k:] + pool[:k], identity=cfg.identity, connection_timeout=cfg.connection_timeout or 5.0
+    )
     shard = Shard(
         cfg, names, len(p.names), security=sec, connector=conn, delay=p.delay, seed=p.seed
     )
@@ -475,9 +484,12 @@ def run(
     stop = ctx.Event()
     ready = ctx.Queue()
     procs = []
-    for names in shards(p.names, p.processes):
+    for index, names in enumerate(shards(p.names, p.processes)):
         proc = ctx.Process(
-            target=serve_shard, args=(p, names, stop, ready), name="mco-py-sim", daemon=True
+            target=serve_shard,
+            args=(p, names, stop, ready, index),
+            name="mco-py-sim",
+            daemon=True,
         )
         proc.start()
         procs.append(proc)
