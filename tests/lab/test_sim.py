@@ -352,3 +352,22 @@ def test_ruby_mco_rpc_counts_every_node(sim_fleet: dict[str, str]) -> None:
     assert re.search(rf"Finished processing \S*{SIM_NODES}\S* / \S*{SIM_NODES}\S* hosts", r.stdout)
     r = run_ruby_mco(sim_fleet, "rpc", "rpcutil", "inventory", "-I", "sim-00007")
     assert r.returncode == 0 and '"fqdn"=>"sim-00007.sim.lab"' in r.stdout, r.stdout
+
+
+def test_rpcutil_failures_keep_their_status_codes(server_cfg: config_mod.Config) -> None:
+    sec = PskSecurity(PSK)
+    shard = make_shard(server_cfg, 2)
+    rpc = RPCRequest("rpcutil", "get_config_item", "uid=0", {"item": "no_such_item"}).to_wire()
+    d = Delivery(
+        request(sec, "rpcutil", rpc), reply_to="q", destination="mcollective_broadcast/rpcutil"
+    )
+    replies = [RPCReply.from_wire(sec.decode_reply(o.payload).body) for o in shard.answer(d, 0.0)]
+    assert [(r.statuscode, r.statusmsg) for r in replies] == [
+        (1, "Unknown config property no_such_item")
+    ] * 2
+    bad = RPCRequest("rpcutil", "get_fact", "uid=0", {}).to_wire()  # input missing: DDL says 4
+    d = Delivery(
+        request(sec, "rpcutil", bad), reply_to="q", destination="mcollective_directed/sim-00001"
+    )
+    (out,) = shard.answer(d, 0.0)
+    assert RPCReply.from_wire(sec.decode_reply(out.payload).body).statuscode == 4
