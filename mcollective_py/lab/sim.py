@@ -38,7 +38,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -342,11 +342,15 @@ class Shard:
 
     def answer(self, d: Delivery, now: float) -> list[Outgoing]:
         """Every reply this shard sends for ``d``, each with its due time.  Never raises."""
+        return list(self.answers(d, now))
+
+    def answers(self, d: Delivery, now: float) -> Iterator[Outgoing]:
+        """:meth:`answer` one reply at a time, so the first ones can be sent while the rest
+        are still being encoded.  Never raises."""
         try:
             req = self.decode(d)
             if req is None:
-                return []
-            out = []
+                return
             for name in self.recipients(d, req):
                 self.stats.incr("passed")
                 reply = self.daemons[name].dispatch(d, req)
@@ -355,12 +359,10 @@ class Shard:
                 wait = 0.0
                 if self.delay.kind != "none":
                     wait = self.delay.seconds(random.Random(f"{self.seed}:{name}:{req.requestid}"))
-                out.append(Outgoing(now + wait, name, reply[0], reply[1]))
-            return out
+                yield Outgoing(now + wait, name, reply[0], reply[1])
         except Exception:  # noqa: BLE001 - a simulated node survives anything, like the daemon
             self.stats.incr("bad_messages")
             log.exception("unexpected failure handling a message from %s", d.sender or "?")
-            return []
 
 
 # ---------------------------------------------------------------- the processes
@@ -460,9 +462,12 @@ def serve_shard(
                 d = conn.receive(wait)
                 now = time.monotonic()
                 if d is not None:
-                    for out in shard.answer(d, now):
-                        seq += 1
-                        heapq.heappush(pending, (out.due, seq, out))
+                    for out in shard.answers(d, now):
+                        if out.due <= now:
+                            conn.publish(out.target, out.payload, sender=out.identity)
+                        else:
+                            seq += 1
+                            heapq.heappush(pending, (out.due, seq, out))
                 while pending and pending[0][0] <= now:
                     out = heapq.heappop(pending)[2]
                     conn.publish(out.target, out.payload, sender=out.identity)
