@@ -132,6 +132,12 @@ def row(what: str, nodes: str, a: Outcome, b: Outcome | None, note: str = "") ->
         )
         return fmt_s(o.median) + extra
 
+    why = [
+        f"{who}: {'; '.join(sorted(set(o.failures)))}"
+        for who, o in (("mco-py", a), ("Ruby", b))
+        if o and o.failures
+    ]
+    note = "; ".join([note, *why]) if note else "; ".join(why)
     if b is None:
         return Row(what, nodes, cell(a), "-", "-", note)
     ratio = "-" if a.median is None or b.median is None else f"{a.median / b.median:.2f}"
