@@ -61,7 +61,9 @@ def command_modules(argv: Sequence[str]) -> list[Any]:
             continue
         seen.add(name)
         out.append(importlib.import_module(f"{__package__}.{e}") if isinstance(e, str) else e)
-    order = {n: i for i, n in enumerate(names)}
+    order: dict[str, int] = {}
+    for i, n in enumerate(names):
+        order.setdefault(n, i)
     return sorted(out, key=lambda m: order.get(_module_name(m), len(order)))
 
 
