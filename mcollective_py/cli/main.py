@@ -10,45 +10,62 @@ Recipe of ``main``:
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .. import __version__
 from ..errors import MCollectiveError
-from . import (
-    agent_cmd,
-    config_cmd,
-    deploy,
-    facts,
-    find,
-    inventory,
-    lab,
-    ping,
-    plugin,
-    release,
-    rpc,
-    server,
-    shim,
-)
 from .common import Terminal
 
-COMMANDS = (
-    ping,
-    rpc,
-    find,
-    facts,
-    inventory,
-    plugin,
-    config_cmd,
-    release,
-    deploy,
-    server,
-    agent_cmd,
-    shim,
-    lab,
+#: The command modules under ``mcollective_py.cli``, by name; each has ``register(sub)``.
+#: Only the module of the command being run is imported (start-up cost: ``mco-py rpc``
+#: never imports the release, server or shim code); ``--help`` and unknown commands
+#: import them all.  A module object may be given instead of a name (tests do).
+COMMANDS: tuple[Any, ...] = (
+    "ping",
+    "rpc",
+    "find",
+    "facts",
+    "inventory",
+    "plugin",
+    "config_cmd",
+    "release",
+    "deploy",
+    "server",
+    "agent_cmd",
+    "shim",
+    "lab",
 )
+#: command word on the command line -> module name, where they differ
+_WORD = {"config": "config_cmd", "agent": "agent_cmd"}
+
+
+def _module_name(entry: Any) -> str:
+    return entry if isinstance(entry, str) else str(entry.__name__).rsplit(".", 1)[-1]
+
+
+def command_modules(argv: Sequence[str]) -> list[Any]:
+    """The command modules to register for ``argv``: just the chosen one when the first
+    word names a command, else every one (for help and usage errors)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    wanted = _WORD.get(word or "", word or "")
+    names = [_module_name(e) for e in COMMANDS]
+    entries = [e for e in COMMANDS if _module_name(e) == wanted] if wanted in names else COMMANDS
+    out, seen = [], set()
+    for e in sorted(entries, key=lambda e: isinstance(e, str)):  # module objects win
+        name = _module_name(e)
+        if name in seen:
+            continue
+        seen.add(name)
+        out.append(importlib.import_module(f"{__package__}.{e}") if isinstance(e, str) else e)
+    order: dict[str, int] = {}
+    for i, n in enumerate(names):
+        order.setdefault(n, i)
+    return sorted(out, key=lambda m: order.get(_module_name(m), len(order)))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,21 +75,27 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (every command when ``argv`` is None)."""
     p = _Parser(
         prog="mco-py", description="Python client for MCollective 2.x (native wire format)."
     )
     p.add_argument("--version", action="version", version=f"mco-py {__version__}")
     p.add_argument("--debug", action="store_true", help="log debug detail to stderr")
     sub = p.add_subparsers(dest="mco_py_command", metavar="COMMAND", parser_class=_Parser)
-    for mod in COMMANDS:
+    for mod in command_modules([] if argv is None else argv):
         mod.register(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(deploy.normalize_argv(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "deploy" in argv:  # ``deploy SERVICE VERSION`` is ``deploy run SERVICE VERSION``
+        from .deploy import normalize_argv
+
+        argv = normalize_argv(argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="mco-py: %(levelname)s %(name)s: %(message)s",
