@@ -409,7 +409,7 @@ def migrate_action(agent: Deploy, req: ActionRequest, reply: Reply) -> None:
 
 
 def _migrate(agent: Deploy, service: str, version: str, phase: str, reply: Reply) -> None:
-    dsn = agent.setting("migrate_dsn", service)
+    dsn = agent.settings.text("migrate_dsn", service)
     if not dsn:
         raise Aborted(
             f"no database for the migrations of {service}: set plugin.deploy.{service}.migrate_dsn "
@@ -427,7 +427,7 @@ def _migrate(agent: Deploy, service: str, version: str, phase: str, reply: Reply
         )
     release = layout.release_dir(version).resolve()
     values = {"service": service, "version": version, "phase": phase, "release_dir": str(release)}
-    line = agent.setting("migrate_command", service) or DEFAULT_COMMAND
+    line = agent.settings.text("migrate_command", service) or DEFAULT_COMMAND
     try:
         argv = list(sm.command_argv(line, values))
     except ValueError as exc:
@@ -439,8 +439,8 @@ def _migrate(agent: Deploy, service: str, version: str, phase: str, reply: Reply
         argv[0] = str(program)
     checksum = migration_checksum(argv, release)
     reply["checksum"] = checksum
-    run_timeout = agent.seconds("migrate_timeout", service)
-    lock_timeout = agent.seconds("migrate_lock_timeout", service)
+    run_timeout = agent.settings.seconds("migrate_timeout", service)
+    lock_timeout = agent.settings.seconds("migrate_lock_timeout", service)
     env = {f"DEPLOY_{k.upper()}": v for k, v in values.items()}
     env["DEPLOY_MIGRATE_DSN"] = dsn
     begun = agent.clock()
