@@ -133,8 +133,10 @@ def plain(value: Any) -> Any:
 
 # ---------------------------------------------------------------- Ruby Float#to_s
 def float_to_s(x: float) -> str:
-    """Ruby's ``Float#to_s``: shortest round-trip digits, fixed notation for exponents
-    -4 < e <= 16, otherwise ``d.ddde+XX``."""
+    """Ruby's ``Float#to_s``: shortest round-trip digits; fixed notation when the decimal
+    point falls within the first 15 positions, or at the 16th with digits after it
+    (``1000000000000000.2``; but ``1.5e+15``), or up to 4 places after it
+    (``0.0001``); otherwise ``d.ddde+XX`` (as real Ruby 3.1 prints them)."""
     if math.isnan(x):
         return "NaN"
     if math.isinf(x):
@@ -145,7 +147,7 @@ def float_to_s(x: float) -> str:
     t = decimal.Decimal(repr(abs(x))).as_tuple()
     digits = "".join(map(str, t.digits)).rstrip("0") or "0"
     exp = int(t.exponent) + len(t.digits)  # decimal point position
-    if 0 < exp <= 15:
+    if 0 < exp <= 15 or (exp == 16 and len(digits) > 16):
         if len(digits) <= exp:
             return f"{sign}{digits}{'0' * (exp - len(digits))}.0"
         return f"{sign}{digits[:exp]}.{digits[exp:]}"
