@@ -340,14 +340,16 @@ def test_mco_py_direct_and_filtered(sim_fleet: dict[str, str]) -> None:
 
 @pytest.mark.integration
 def test_ruby_mco_ping_counts_every_node(sim_fleet: dict[str, str]) -> None:
-    r = run_ruby_mco(sim_fleet, "ping", "-t", "3")
+    # generous windows: Ruby mco takes replies at ~2-3k/s on an idle machine, far fewer when
+    # the parallel test groups share the 2 cores; the point here is "every node", not speed
+    r = run_ruby_mco(sim_fleet, "ping", "-t", "8")
     assert r.returncode == 0, r.stderr
     assert f"{SIM_NODES} replies max:" in r.stdout
 
 
 @pytest.mark.integration
 def test_ruby_mco_rpc_counts_every_node(sim_fleet: dict[str, str]) -> None:
-    r = run_ruby_mco(sim_fleet, "rpc", "rpcutil", "ping")
+    r = run_ruby_mco(sim_fleet, "rpc", "rpcutil", "ping", "--dt", "8")
     assert r.returncode == 0, r.stderr
     assert re.search(rf"Finished processing \S*{SIM_NODES}\S* / \S*{SIM_NODES}\S* hosts", r.stdout)
     r = run_ruby_mco(sim_fleet, "rpc", "rpcutil", "inventory", "-I", "sim-00007")
