@@ -19,6 +19,7 @@ ALL = [
     "plugin",
     "config_cmd",
     "release",
+    "deploy",
     "server",
     "agent_cmd",
     "shim",
@@ -38,6 +39,7 @@ def names(argv: list[str]) -> list[str]:
         (["config", "show"], ["config_cmd"]),
         (["agent", "run"], ["agent_cmd"]),
         (["lab", "sim", "--nodes", "3"], ["lab"]),
+        (["deploy", "shop", "1.0.0", "--env", "lab"], ["deploy"]),
         ([], ALL),
         (["--help"], ALL),
         (["no-such-command"], ALL),
@@ -66,7 +68,7 @@ def test_rpc_does_not_import_other_commands() -> None:
     ).stdout
     loaded = eval(out)  # noqa: S307 - our own printed list
     assert "mcollective_py.cli.rpc" in loaded
-    for other in ("release", "server", "shim", "agent_cmd", "lab", "plugin"):
+    for other in ("release", "server", "shim", "agent_cmd", "lab", "plugin", "deploy"):
         assert f"mcollective_py.cli.{other}" not in loaded
 
 
