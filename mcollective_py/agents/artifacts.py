@@ -7,8 +7,6 @@
   holds bytes it asks for the rest (HTTP ``Range``) and appends, and starts over when the
   server does not resume.  It never verifies: the caller hashes the complete file
   (:func:`sha256_file`) before anything is unpacked.
-* :func:`check_members` (pure) is the textual rule on a list of entries: absolute paths,
-  drive letters, ``..``, links leading out of the tree, device files.
 * :func:`unpack` extracts ``.tar``/``.tar.gz``/``.tgz``/``.tar.bz2``/``.tar.xz`` and ``.zip``
   archives (detected by content) member by member with :mod:`.extraction`, which never
   follows a link and caps members, bytes, ratio, name length and depth.
@@ -22,12 +20,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import posixpath
 import re
 import tarfile
 import urllib.parse
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,65 +240,6 @@ def _reason(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- unpacking
-
-
-@dataclass(frozen=True)
-class Entry:
-    """An archive member as :func:`check_members` sees it."""
-
-    name: str
-    kind: str  # file | dir | symlink | hardlink | other
-    link: str = ""
-
-
-def _normal(name: str) -> str | None:
-    """The member path in POSIX form, or None when it is absolute or has a ``..`` part."""
-    text = name.replace("\\", "/")
-    if not text or text.startswith("/") or re.match(r"\A[A-Za-z]:", text):
-        return None
-    if ".." in text.split("/"):
-        return None
-    return posixpath.normpath(text)
-
-
-def check_members(entries: Iterable[Entry]) -> None:
-    """Refuse an archive with an entry that would write or point outside the target
-    directory: absolute names, drive letters, any ``..`` part, special files, symlinks
-    leading out of the tree, hard links to outside, entries written through a symlink.
-    ValueError names the first offending entry."""
-    entries = list(entries)
-    links = set()
-    for e in entries:
-        norm = _normal(e.name)
-        if norm is None:
-            raise ValueError(f"archive entry {e.name!r} is absolute or has a '..' part")
-        if e.kind == "other":
-            raise ValueError(f"archive entry {e.name!r} is a device, fifo or other special file")
-        if e.kind == "symlink":
-            link = e.link.replace("\\", "/")
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(norm), link))
-            if (
-                not link
-                or link.startswith("/")
-                or re.match(r"\A[A-Za-z]:", link)
-                or target == ".."
-                or target.startswith("../")
-            ):
-                raise ValueError(
-                    f"archive entry {e.name!r} is a symlink to {e.link!r}, outside the release"
-                )
-            links.add(norm)
-        if e.kind == "hardlink" and _normal(e.link) is None:
-            raise ValueError(
-                f"archive entry {e.name!r} is a hard link to {e.link!r}, outside the release"
-            )
-    for e in entries:
-        parts = str(_normal(e.name)).split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in links:
-                raise ValueError(
-                    f"archive entry {e.name!r} is written through the symlink {'/'.join(parts[:i])!r}"
-                )
 
 
 def unpack(archive: Path, dest: Path, limits: extraction.Limits | None = None) -> int:

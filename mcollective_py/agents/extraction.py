@@ -79,10 +79,10 @@ class _Member:
 
 def member_parts(name: str, limits: Limits) -> list[str]:
     """The components of a member name, or UnsafeArchive naming the rule it breaks."""
-    if "\x00" in name or "\\" in name:
-        raise UnsafeArchive(f"archive entry {name!r} has a backslash or NUL in its name")
     if name.startswith("/") or _DRIVE.match(name):
         raise UnsafeArchive(f"archive entry {name!r} is absolute or has a '..' part")
+    if "\x00" in name or "\\" in name:
+        raise UnsafeArchive(f"archive entry {name!r} has a backslash or NUL in its name")
     if len(name.encode("utf-8", "surrogateescape")) > limits.max_name:
         raise UnsafeArchive(
             f"archive entry {name[:60]!r}... has a name longer than {limits.max_name} bytes "

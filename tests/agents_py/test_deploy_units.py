@@ -4,28 +4,51 @@ plus the layout's link switching."""
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from mcollective_py.agents import artifacts, puppet_run, releases
+from mcollective_py.agents import artifacts, extraction, puppet_run, releases
 from mcollective_py.agents import service_managers as sm
 from mcollective_py.agents.deploy import Deploy
 from mcollective_py.agents.process import CommandResult
 from tests.agents_py.conftest import call, golden_cases, load_case, make_agent
 
+_TAR_KINDS = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "other": tarfile.CHRTYPE,
+}
+
 
 @pytest.mark.parametrize("path", golden_cases("archive_members"), ids=lambda p: p.stem)
-def test_archive_members(path: Path) -> None:
+def test_archive_members(path: Path, tmp_path: Path) -> None:
+    """Each case's entries become a real tar; the extractor unpacks it or names the rule."""
     case = load_case(path)
-    entries = [artifacts.Entry(*e) for e in case["entries"]]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, link in case["entries"]:
+            info = tarfile.TarInfo(name)
+            info.type = _TAR_KINDS[kind]
+            info.linkname = link
+            data = b"x\n" if kind == "file" else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(raw.getvalue())
+    dest = tmp_path / "release"
+    dest.mkdir()
     if case["error"] is None:
-        artifacts.check_members(entries)
+        assert extraction.extract(archive, dest) == len(case["entries"])
     else:
-        with pytest.raises(ValueError, match=case["error"]):
-            artifacts.check_members(entries)
+        with pytest.raises(extraction.UnsafeArchive, match=case["error"]):
+            extraction.extract(archive, dest)
 
 
 @pytest.mark.parametrize("path", golden_cases("restart_plan"), ids=lambda p: p.stem)
