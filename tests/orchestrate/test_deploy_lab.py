@@ -248,3 +248,39 @@ def test_haproxy_reload_mid_deploy_keeps_the_maintenance_server_out(lab: DeployL
         "reload",
         f"after reload lb1 web2 {after['web2']}; requests ok={load.ok} failed={load.failed}",
     )
+
+
+def test_abort_of_a_killed_run_then_reconcile_repair(lab: DeployLab) -> None:
+    before = _runs(lab)
+    proc = subprocess.Popen(
+        lab.deploy_cmd("run", "shop", "1.6.0", "--env", "lab", "--yes"),
+        env=lab.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+        victim = _wait_for_last_record(
+            lambda: _newest_journal(lab, before),
+            lambda rec: rec.get("kind") == "node_state" and rec.get("state") == "verify",
+        )["node"]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    path = _newest_journal(lab, before)
+    assert path is not None
+    # the victim is out of the pool on both LBs; abort finishes it and starts no other node
+    assert all(h.states()[victim].startswith("MAINT") for h in lab.haproxies.values())
+    before_versions = lab.versions()
+    ab = lab.deploy("abort", path.stem)
+    assert ab.returncode == 1, ab.stdout + ab.stderr
+    assert f"Run {path.stem}: aborted" in ab.stdout
+    after = lab.versions()
+    assert after[victim] == "1.6.0"
+    assert {n: v for n, v in after.items() if n != victim} == {
+        n: v for n, v in before_versions.items() if n != victim
+    }
+    assert all(h.states()[n] == "UP" for h in lab.haproxies.values() for n in NODES)
+    rc = lab.deploy("reconcile", "shop", "--env", "lab", "--repair")
+    assert rc.returncode == 0, rc.stdout + rc.stderr  # nothing out of the pool, nothing to do
+    assert "unfinished runs" not in rc.stdout
