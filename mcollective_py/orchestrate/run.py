@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import TransportError, ValidationError
+from ..errors import ValidationError
 from ..release.catalog import Service
 from .events import DeployEvent, DeployHooks
 from .fleet import Fleet
@@ -997,4 +997,4 @@ def _whoami() -> str:
         return "unknown"
 
 
-__all__ = ["Executor", "RunResult", "TERMINAL", "TransportError"]
+__all__ = ["TERMINAL", "Executor", "RunResult", "open_runs", "reconcile"]

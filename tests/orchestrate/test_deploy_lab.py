@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +249,106 @@ def test_haproxy_reload_mid_deploy_keeps_the_maintenance_server_out(lab: DeployL
         "reload",
         f"after reload lb1 web2 {after['web2']}; requests ok={load.ok} failed={load.failed}",
     )
+
+
+def test_abort_of_a_killed_run_then_reconcile_repair(lab: DeployLab) -> None:
+    before = _runs(lab)
+    proc = subprocess.Popen(
+        lab.deploy_cmd("run", "shop", "1.6.0", "--env", "lab", "--yes"),
+        env=lab.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    try:
+        victim = _wait_for_last_record(
+            lambda: _newest_journal(lab, before),
+            lambda rec: rec.get("kind") == "node_state" and rec.get("state") == "verify",
+        )["node"]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    path = _newest_journal(lab, before)
+    assert path is not None
+    # the victim is out of the pool on both LBs; abort finishes it and starts no other node
+    assert all(h.states()[victim].startswith("MAINT") for h in lab.haproxies.values())
+    before_versions = lab.versions()
+    ab = lab.deploy("abort", path.stem)
+    assert ab.returncode == 1, ab.stdout + ab.stderr
+    assert f"Run {path.stem}: aborted" in ab.stdout
+    after = lab.versions()
+    assert after[victim] == "1.6.0"
+    assert {n: v for n, v in after.items() if n != victim} == {
+        n: v for n, v in before_versions.items() if n != victim
+    }
+    assert all(h.states()[n] == "UP" for h in lab.haproxies.values() for n in NODES)
+    rc = lab.deploy("reconcile", "shop", "--env", "lab", "--repair")
+    assert rc.returncode == 0, rc.stdout + rc.stderr  # nothing out of the pool, nothing to do
+    assert "unfinished runs" not in rc.stdout
+
+
+def test_a_server_falling_over_mid_run_stops_the_run_at_the_floor(lab: DeployLab) -> None:
+    appctl = [sys.executable, str(REPO / "tests" / "agents_py" / "appctl.py")]
+    web3 = lab.root / "nodes" / "web3"
+    before = _runs(lab)
+    with Load(lab) as load:
+        proc = subprocess.Popen(
+            lab.deploy_cmd(
+                "run",
+                "shop",
+                "1.3.0",
+                "--env",
+                "lab",
+                "--yes",
+                "--settle",
+                "2",
+                "--capacity-wait",
+                "2",
+            ),
+            env=lab.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        try:
+            _wait_for_last_record(
+                lambda: _newest_journal(lab, before),
+                lambda rec: rec.get("kind") == "step_end" and rec.get("step") == 0,
+            )
+            # web3's app dies by itself during the settle time after the canary
+            subprocess.run([*appctl, "stop", "--pidfile", str(web3 / "app.pid")], check=True)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    try:
+        assert proc.returncode == 1, out + err
+        assert "capacity guard: draining web2 would go below the floor" in out, out
+        assert min(load.min_up.values()) >= 2  # web3's own failure, never one more
+        recs = _journal(lab, out)
+        waits = [r for r in recs if r["kind"] == "capacity" and r["outcome"] == "wait"]
+        assert waits and all(r["detail"]["online"] == 3 for r in waits)
+        assert not [
+            r
+            for r in recs
+            if r["kind"] == "node_state" and r["node"] == "web2" and r["state"] == "drain"
+        ]
+    finally:  # web3 back, on what it ran
+        subprocess.run(
+            [
+                *appctl,
+                "restart",
+                "--pidfile",
+                str(web3 / "app.pid"),
+                "--app",
+                str(web3 / "releases" / "shop" / "current" / "app.py"),
+                "--host",
+                lab.addr["web3"],
+                "--port",
+                str(lab.port["web3"]),
+            ],
+            check=True,
+            capture_output=True,
+        )
