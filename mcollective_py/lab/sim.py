@@ -23,6 +23,9 @@ Facts and classes are deterministic per identity (:func:`node_facts`, :func:`nod
 odd nodes are ``role=web``, even ``role=db``, the first half ``datacenter=ams`` and the rest
 ``fra``, as in ruby-fleet, plus the usual facter-style facts.
 
+A lab tool, not a node: no replay cache, no actionpolicy, no audit log (the security
+provider still authenticates every request and checks its TTL).
+
 Contract: :func:`run` serves until ``stop`` is set (SIGTERM in the CLI), reconnects each
 process after broker trouble (and subscribes again), and raises ConfigError/UsageError before
 any process starts when the config or the arguments are unusable.  Nothing here prints.
@@ -256,7 +259,6 @@ class Shard:
         self.classes: dict[str, list[str]] = {}
         position = index_of or (lambda name: int(name.rsplit("-", 1)[-1]))
         settings = {k: s.value for k, s in cfg.settings.items()}
-        daemons_view = self.daemons
         for name in self.names:
             i = position(name)
             facts, classes = node_facts(i, total, name), node_classes(i)
@@ -282,7 +284,7 @@ class Shard:
                 stats=self.stats.snapshot,
                 agents=_constant(list(daemon.agents.values())),
             )
-            daemons_view[name] = daemon
+            self.daemons[name] = daemon
 
     def targets(self) -> list[Target]:
         """Broadcast keys once per agent, and a directed binding per identity."""

@@ -373,3 +373,71 @@ def test_rpcutil_failures_keep_their_status_codes(server_cfg: config_mod.Config)
     )
     (out,) = shard.answer(d, 0.0)
     assert RPCReply.from_wire(sec.decode_reply(out.payload).body).statuscode == 4
+
+
+@pytest.mark.integration
+def test_ssl_fleet_answers_both_clients() -> None:
+    """The security provider is whatever SERVER_CFG names: ssl (Marshal) here."""
+    root = lab_dir("sim-ssl")
+    vhost = ns_vhost("mco-py-sim")
+    ensure_vhost(vhost)
+    (root / "clients").mkdir()
+
+    def key(name: str) -> None:
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(root / f"{name}-private.pem"), "2048"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["openssl", "rsa", "-in", str(root / f"{name}-private.pem"), "-pubout"]
+            + ["-out", str(root / f"{name}.pem")],
+            check=True,
+            capture_output=True,
+        )
+
+    key("server")
+    key("lab-client")
+    (root / "clients" / "lab-client.pem").write_bytes((root / "lab-client.pem").read_bytes())
+    base = client_cfg_text(vhost).replace(f"securityprovider = psk\nplugin.psk = {PSK}\n", "")
+    ssl = f"securityprovider = ssl\nplugin.ssl_serializer = marshal\nplugin.ssl_server_public = {root}/server.pem\n"
+    (root / "client.cfg").write_text(
+        base
+        + ssl
+        + f"plugin.ssl_client_private = {root}/lab-client-private.pem\n"
+        + f"plugin.ssl_client_public = {root}/lab-client.pem\n"
+    )
+    (root / "server.cfg").write_text(
+        base.replace("mco-lab-client", "sim-host")
+        + ssl
+        + f"plugin.ssl_server_private = {root}/server-private.pem\n"
+        + f"plugin.ssl_client_cert_dir = {root}/clients\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
+    env.update(
+        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
+    )
+    with open(root / "sim.out", "w") as out:
+        proc = subprocess.Popen(
+            [*MCO_PY, "lab", "sim", "--nodes", "20", "-c", str(root / "server.cfg")],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "ready" not in (root / "sim.out").read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    root / "sim.out"
+                ).read_text()
+                time.sleep(0.2)
+            for r in (
+                run_mco_py(env, "rpc", "rpcutil", "ping"),
+                run_ruby_mco(env, "rpc", "rpcutil", "ping"),
+            ):
+                assert r.returncode == 0, r.stdout + r.stderr
+                assert re.search(r"Finished processing \S*20\S* / \S*20\S* hosts", r.stdout)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
