@@ -1,6 +1,6 @@
 """More than one broker: a 3-node RabbitMQ cluster (scripts/rabbit-cluster), daemons and the
 simulator spread across it, one broker node killed (by the pid of OUR cluster node) during
-200 sequential ``rpc`` calls and during a 1,000-node ``rpc``.
+200 sequential ``rpc`` calls, during a 1,000-node ``rpc`` and under a client waiting on it.
 
 Every call must complete (exit 0, or 1 listing the nodes whose request died with the broker)
 or fail with exit 3 and a message naming RabbitMQ; nothing may hang; afterwards every daemon
@@ -260,3 +260,22 @@ def test_1000_node_rpc_with_a_broker_killed(cluster: Cluster) -> None:
             sim.kill()
             sim.wait()
         out.close()
+
+
+def test_a_call_on_the_killed_broker_exits_3_with_a_clear_message(cluster: Cluster) -> None:
+    root = lab_dir("cluster-client")
+    (root / "client.cfg").write_text(cfg_text(cluster, [1, 2, 3], "cluster-client"))
+    env = clean_env(root / "client.cfg")
+    call = subprocess.Popen(
+        [*MCO_PY, "ping", "-t", "8"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # connected to broker 1 (first in its pool) and waiting for pongs
+    cluster.kill(1)
+    stdout, stderr = call.communicate(timeout=60)
+    assert call.returncode == 3, stdout + stderr
+    assert re.match(r"^mco-py ping: lost the RabbitMQ connection: .+$", stderr.strip()), stderr
