@@ -188,7 +188,9 @@ def test_status_lists_runs_and_shows_one(
     doc = json.loads(out)
     assert doc["summary"]["outcome"] == "paused" and doc["records"][0]["kind"] == "lease"
     code, _, err = run_cli(capsys, "deploy", "status", "nosuch", "--state-dir", str(state))
-    assert code == 2 and "invalid run id 'nosuch'" in err
+    assert code == 2 and "no journal at" in err and "nosuch.jsonl" in err
+    code, _, err = run_cli(capsys, "deploy", "status", "../etc", "--state-dir", str(state))
+    assert code == 2 and "invalid run id '../etc'" in err
 
 
 def test_a_new_run_is_refused_while_one_is_unfinished(
