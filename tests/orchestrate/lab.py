@@ -1,13 +1,14 @@
-"""A real deploy lab on loopback (127.0.12.x) for the ``mco-py deploy`` integration tests.
+"""A real deploy lab on loopback (``BLOCK``.x: 127.0.<n>.x for ``MCO_TEST_NS=i<n>``, else
+127.0.12.x) for the ``mco-py deploy`` integration tests.
 
 * 4 app nodes: ``web1..web3``, each an ``mco-py server``, and ``node1``, a real Ruby
   ``mcollectived`` (ruby-fleet) hosting our deploy and healthcheck agents through shims (a
   mixed fleet).  Each deploy agent fetches from the artifact server and restarts the app with
-  ``appctl.py``; the app listens on 127.0.12.(10+i).
+  ``appctl.py``; the app listens on BLOCK.(10+i).
 * 2 load balancers ``lb1``/``lb2``: each a real HAProxy (master-worker, server-state-file,
   backend ``shop`` = web1..web4, http check every 100 ms) and an ``mco-py server`` whose
   haproxy agent drives its admin socket.
-* an artifact server on 127.0.12.3 serving every release of the catalog written here.
+* an artifact server on BLOCK.3 serving every release of the catalog written here.
 * :class:`Load`: threads sending requests through both frontends and counting failures, and
   a sampler reading ``show stat`` on both sockets every 100 ms (fewest servers UP seen).
 
@@ -21,6 +22,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,6 +49,14 @@ from tests.conftest import (
     run_mco_py,
 )
 
+
+def _block() -> str:
+    """The developer's own loopback block (``MCO_TEST_NS=i16`` -> 127.0.16), else 127.0.12."""
+    m = re.fullmatch(r"i(\d{1,3})", os.environ.get("MCO_TEST_NS", ""))
+    return f"127.0.{m.group(1)}" if m and 1 <= int(m.group(1)) <= 254 else "127.0.12"
+
+
+BLOCK = _block()
 PY_NODES = ["web1", "web2", "web3"]
 RUBY_NODE = "node1"  # ruby-fleet names its nodes node1..N
 NODES = [*PY_NODES, RUBY_NODE]
@@ -254,21 +264,19 @@ class DeployLab:
             raise
 
     def _start(self) -> None:
-        self.artifacts = ArtifactServer(host="127.0.12.3")
+        self.artifacts = ArtifactServer(host=f"{BLOCK}.3")
         self.sha: dict[str, str] = {}
         for v in [*GOOD, BAD]:
             data = _tar(v, SICK_APP if v == BAD else APP)
             self.artifacts.files[f"/artifacts/shop/shop-{v}.tar.gz"] = data
             self.sha[v] = hashlib.sha256(data).hexdigest()
-        self.addr = {n: f"127.0.12.{10 + i}" for i, n in enumerate(NODES, 1)}
+        self.addr = {n: f"{BLOCK}.{10 + i}" for i, n in enumerate(NODES, 1)}
         self.port = {n: free_port(self.addr[n]) for n in NODES}
         servers = "".join(
             f"    server {n} {self.addr[n]}:{self.port[n]} check weight 100\n" for n in NODES
         )
         self.haproxies = {
-            lb: HAProxy(
-                lb, self.root, f"127.0.12.{4 + j}:{free_port(f'127.0.12.{4 + j}')}", servers
-            )
+            lb: HAProxy(lb, self.root, f"{BLOCK}.{4 + j}:{free_port(f'{BLOCK}.{4 + j}')}", servers)
             for j, lb in enumerate(LBS)
         }
         vhost = ns_vhost("deploy-lab")
