@@ -455,13 +455,28 @@ class Executor:
             detail={"phase": phase, "command": m.get("command")},
         )
         t0 = self.clock()
-        r = self._call(
+        # the command is the release's own: the node needs the release fetched (not active)
+        fetched = self._call(
             "deploy",
-            "migrate",
-            {"service": self.plan.service, "version": self.plan.version, "phase": phase},
+            "fetch",
+            {
+                "service": self.plan.service,
+                "version": self.plan.version,
+                "sha256": self.plan.sha256,
+            },
             [node],
-            float(m.get("timeout") or 600) + 30,
+            FETCH_TIMEOUT,
         )[node]
+        if not fetched.ok:
+            r = _Reply(False, f"deploy fetch before the migration: {fetched.message}", {})
+        else:
+            r = self._call(
+                "deploy",
+                "migrate",
+                {"service": self.plan.service, "version": self.plan.version, "phase": phase},
+                [node],
+                float(m.get("timeout") or 600) + 30,
+            )[node]
         self.emit(
             "migration",
             node=node,
