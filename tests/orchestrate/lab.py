@@ -78,7 +78,7 @@ ctl = Path(@CTL@)
 phase = sys.argv[1]
 with open(ctl / "migrations.log", "a") as fh:
     fh.write(" ".join([os.environ["DEPLOY_SERVICE"], os.environ["DEPLOY_VERSION"], phase,
-                       socket.gethostname(), f"{time.time():.3f}"]) + "\n")
+                       socket.gethostname(), f"{time.time():.3f}"]) + "\\n")
 slow = ctl / f"slow-{phase}"
 if slow.exists():
     time.sleep(float(slow.read_text() or "5"))
