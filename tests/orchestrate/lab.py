@@ -486,7 +486,9 @@ class DeployLab:
         self, *args: str, catalog: Path | None = None, config: Path | None = None
     ) -> list[str]:
         """``mco-py deploy ARGS -c client.cfg`` (+ ``--catalog`` for the commands taking one)."""
-        cmd = [*MCO_PY, "deploy", *args, "-c", str(config or self.fleet.client_cfg)]
+        cmd = [*MCO_PY, "deploy", *args]
+        if args and args[0] != "report":  # the report reads a journal, no config
+            cmd += ["-c", str(config or self.fleet.client_cfg)]
         if args and args[0] not in ("status", "resume", "abort", "report"):
             cmd += ["--catalog", str(catalog or self.catalog)]
         return cmd

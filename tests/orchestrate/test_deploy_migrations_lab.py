@@ -154,7 +154,6 @@ def test_two_drivers_racing_on_one_database_run_a_migration_once(lab: DeployLab)
     doc["environments"]["edge"] = {"load_balancers": []}
     envs = doc["services"]["shop"]["environments"]
     envs["edge"] = dict(envs["lab"], nodes={"node1": envs["lab"]["nodes"]["node1"]})
-    envs["edge"].pop("frontend", None)
     doc_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     (lab.ctl / "slow-pre").write_text("3")
     try:
@@ -202,7 +201,12 @@ def test_after_pre_a_failing_node_stays_in_maintenance_unless_rollback_is_declar
     assert "IN MAINTENANCE  web1" in r.stdout
     assert all(h.states()["web1"].startswith("MAINT") for h in lab.haproxies.values())
     assert lab.versions()["web1"] == "2.9.0"  # left where it failed, out of the pool
+    # roll forward: web1 (in maintenance on 2.9.0) gets the good release and goes online
+    r = lab.deploy("run", "shop", "2.5.0", "--env", "lab", "--yes", catalog=catalog)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert lab.versions() == {n: "2.5.0" for n in NODES} and _all_up(lab)
     # the same failure with the rollback declared compatible: rolled back, back online
+    previous = "2.5.0"
     compatible = lab.write_catalog(
         "compatible", dict(PHASED, rollback_compatible={"2.9.0": [previous]})
     )
