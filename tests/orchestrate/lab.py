@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import io
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -48,15 +47,8 @@ from tests.conftest import (
     ns_vhost,
     run_mco_py,
 )
+from tests.orchestrate.subscribers_fixtures import BLOCK
 
-
-def _block() -> str:
-    """The developer's own loopback block (``MCO_TEST_NS=i16`` -> 127.0.16), else 127.0.12."""
-    m = re.fullmatch(r"i(\d{1,3})", os.environ.get("MCO_TEST_NS", ""))
-    return f"127.0.{m.group(1)}" if m and 1 <= int(m.group(1)) <= 254 else "127.0.12"
-
-
-BLOCK = _block()
 PY_NODES = ["web1", "web2", "web3"]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RUBY_NODE = "node1"  # ruby-fleet names its nodes node1..N

@@ -1,11 +1,12 @@
 """Real peers for the subscriber tests: a carbon-cache and a Nagios 4, each started with its
-own configuration in a temporary directory on a 127.0.13.x address (never the system
+own configuration in a temporary directory on an address of ``BLOCK`` (never the system
 services), and the golden journals."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,16 @@ from mcollective_py.orchestrate.subscribers import events_from_journal
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "orchestrate"
 JOURNALS = GOLDEN / "journals"
+
+
+def _block() -> str:
+    """The developer's own loopback block (``MCO_TEST_NS=i16`` -> 127.0.16), else 127.0.12.
+    The deploy lab and carbon listen there."""
+    m = re.fullmatch(r"i(\d{1,3})", os.environ.get("MCO_TEST_NS", ""))
+    return f"127.0.{m.group(1)}" if m and 1 <= int(m.group(1)) <= 254 else "127.0.12"
+
+
+BLOCK = _block()
 
 
 def journal(name: str) -> tuple[DeployEvent, ...]:
@@ -62,7 +73,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 class Carbon:
     """carbon-cache (Debian graphite-carbon) in the foreground, 1-second whisper files."""
 
-    def __init__(self, root: Path, host: str = "127.0.13.20") -> None:
+    def __init__(self, root: Path, host: str = f"{BLOCK}.20") -> None:
         self.root = root
         self.host = host
         self.port = free_port(host)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 import xmlschema
+import yaml
 
 from tests.conftest import REPO, lab_dir
 from tests.orchestrate.lab import BLOCK, LBS, NODES, DeployLab
@@ -144,17 +146,21 @@ def test_a_driver_killed_during_pre_and_resumed_does_not_run_it_twice(lab: Deplo
     assert pre[-1]["detail"]["already_applied"] is True
 
 
-def test_two_drivers_racing_on_one_database_run_a_migration_once(lab: DeployLab) -> None:
-    """Two drivers at once, each holding its own lease: the service in ``lab`` and in
-    ``edge`` (node1 alone, no load balancer), one migration database for both."""
-    doc_path = lab.write_catalog("race", PHASED)
-    import yaml
-
+def _edge_catalog(lab: DeployLab, name: str) -> Path:
+    """The phased catalog plus an environment ``edge``: the Ruby node alone, no LB."""
+    doc_path = lab.write_catalog(name, PHASED)
     doc = yaml.safe_load(doc_path.read_text())
     doc["environments"]["edge"] = {"load_balancers": []}
     envs = doc["services"]["shop"]["environments"]
     envs["edge"] = dict(envs["lab"], nodes={"node1": envs["lab"]["nodes"]["node1"]})
     doc_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return doc_path
+
+
+def test_two_drivers_racing_on_one_database_run_a_migration_once(lab: DeployLab) -> None:
+    """Two drivers at once, each holding its own lease: the service in ``lab`` and in
+    ``edge`` (node1 alone, no load balancer), one migration database for both."""
+    doc_path = _edge_catalog(lab, "race")
     (lab.ctl / "slow-pre").write_text("3")
     try:
         procs = [
@@ -218,6 +224,39 @@ def test_after_pre_a_failing_node_stays_in_maintenance_unless_rollback_is_declar
     states = [x["state"] for x in recs if x["kind"] == "node_state" and x["node"] == "web1"]
     assert states[-2:] == ["rollback", "rolled_back"]
     assert lab.versions()["web1"] == previous and _all_up(lab)
+
+
+def test_sqlite_migrations_through_the_driver(lab: DeployLab) -> None:
+    """The Ruby node's shim reads its plugin.d at each request: its ``shop`` migrations go to
+    a SQLite database for this run (environment ``edge``: node1 alone)."""
+    db = lab.root / "sqlite" / "shop.db"
+    db.parent.mkdir(exist_ok=True)
+    db.parent.chmod(0o777)
+    settings = lab.root / "ruby" / "nodes" / "node1" / "plugin.d" / "deploy.cfg"
+    original = settings.read_text()
+    settings.write_text(original + f"shop.migrate_dsn = sqlite:///{db}\n")
+    try:
+        r = lab.deploy(
+            "run", "shop", "2.6.0", "--env", "edge", "--yes", catalog=_edge_catalog(lab, "sqlite")
+        )
+    finally:
+        settings.write_text(original)
+    assert r.returncode == 0, r.stdout + r.stderr
+    recs = _journal(r.stdout)
+    pre = _index(recs, lambda x: x["kind"] == "migration" and x["detail"]["phase"] == "pre")
+    post = _index(recs, lambda x: x["kind"] == "migration" and x["detail"]["phase"] == "post")
+    activate = _index(recs, lambda x: x["kind"] == "node_state" and x["state"] == "activate")
+    done = _index(recs, lambda x: x["kind"] == "node_state" and x["state"] == "done")
+    assert pre[-1] < activate[0] and post[0] > done[-1]
+    assert lab.migration_runs("2.6.0") == ["pre", "post"]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select phase, outcome, node from mco_migrations where version = '2.6.0' "
+            "order by phase desc"
+        ).fetchall()
+    assert rows == [("pre", "ok", "node1"), ("post", "ok", "node1")]
+    assert lab.migration_rows("2.6.0") == []  # not in PostgreSQL
+    assert lab.versions()["node1"] == "2.6.0"
 
 
 def test_one_run_with_every_subscriber_on(lab: DeployLab) -> None:
