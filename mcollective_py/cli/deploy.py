@@ -1,6 +1,6 @@
 """``mco-py deploy``: zero-downtime rolling deploys of a service from the catalog.
 
-    mco-py deploy run SERVICE VERSION --env ENV [strategy flags] [--yes]
+    mco-py deploy run SERVICE VERSION --env ENV [strategy flags] [--yes] [--run-id ID]
     mco-py deploy SERVICE VERSION --env ENV          (the same as ``run``)
     mco-py deploy plan SERVICE VERSION --env ENV     (dry run: the plan and the Hiera diff)
     mco-py deploy status [RUN] [--json]
@@ -10,9 +10,9 @@
     mco-py deploy report RUN [-o FILE] [--junit FILE]   (the HTML run report from a journal)
 
 Event subscribers (JSON lines, Graphite, Nagios, JUnit, the HTML report) are switched on by the
-client config's ``plugin.deploy_events.*`` keys (docs/reports.md); ``run`` and ``resume`` feed
-them beside the progress view.  A subscriber that fails never stops a run: it is reported in a
-warning line at the end.
+client config's ``plugin.deploy_events.*`` keys (docs/reports.md); ``run``, ``resume`` and
+``abort`` (of a killed run) feed them beside the progress view.  A subscriber that fails
+never stops a run: it is reported in a warning line at the end.
 
 Exit codes: 0 done, 1 failed or rolled back (or aborted), 2 bad input or refused plan (a held
 lease included), 3 infrastructure (broker, silent nodes at preflight, state dir), 4 paused.
@@ -365,14 +365,21 @@ def _execute(
         [ProgressView(term.out, live=term.tty), *build_subscribers(settings, run_id=run_id)]
     )
     ex = Executor(plan, fleet, state, run_id, hooks, **kw)
+
+    def warn() -> None:
+        term.out.flush()
+        for line in subscriber_warnings(hooks.errors):
+            term.err.write(f"mco-py deploy: {line}\n")
+
     try:
         result = ex.run()
-    finally:
+    except BaseException:  # infrastructure trouble: the error goes up, the warnings too
         hooks.close()
+        warn()
+        raise
+    hooks.close()
     code = _report(term, result, str(ex.journal_path))
-    term.out.flush()
-    for line in subscriber_warnings(hooks.errors):
-        term.err.write(f"mco-py deploy: {line}\n")
+    warn()
     return code
 
 
