@@ -409,3 +409,57 @@ def test_a_bad_run_id_is_refused(
         "--yes",
     )
     assert code == 2 and "--run-id '../x': use 1 to 128 letters" in err
+
+
+def test_resume_feeds_the_subscribers_of_the_same_run(
+    capsys: pytest.CaptureFixture[str],
+    cat_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = FakeFleet(NODES)
+    monkeypatch.setattr("mcollective_py.cli.deploy._fleet", lambda args: (fleet, _Client()))
+    cfg = tmp_path / "client.cfg"
+    cfg.write_text(f"plugin.deploy_events.jsonlog.path = {tmp_path}/events.jsonl\n")
+    state = str(tmp_path / "state")
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        "shop",
+        "1.1.0",
+        "--env",
+        "lab",
+        "--catalog",
+        str(cat_file),
+        "--state-dir",
+        state,
+        "-c",
+        str(cfg),
+        "--yes",
+        "--canary",
+        "1",
+        "--pause-after-canary",
+        "--run-id",
+        "ci-7",
+    )
+    assert code == 4, out + err
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        "resume",
+        "ci-7",
+        "--approver",
+        "carol",
+        "--state-dir",
+        state,
+        "-c",
+        str(cfg),
+    )
+    assert code == 0, out + err
+    events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("run_start") == 1 and kinds.count("paused") == 1
+    assert kinds.count("run_end") == 1 and kinds[-1] == "run_end"
+    assert {e["correlation_id"] for e in events} == {"ci-7"}
+    resumed = next(e for e in events if e["kind"] == "resumed")
+    assert resumed["approver"] == "carol" and events[-1]["approver"] == "carol"
