@@ -23,10 +23,15 @@ the action they announce)::
   version), **gate** (the plan's health checks, retried until ``gate_deadline``; with
   ``min_healthy_time`` they must pass again after that long), **online** (``to_online`` on
   every LB, which waits for a settled UP).
+* **migrations** (the catalog's ``pre``/``post`` phases, :mod:`.migrations`): ``pre`` on the
+  plan's first node (``deploy fetch``, then ``deploy migrate``) after preflight and before any
+  drain; ``post`` after the last node is done and the phase's ``soak``.
 * **rollback**: a node failing activate/verify/gate/online is rolled back to its recorded
   previous release (``deploy rollback version=PREV``, idempotent), verified and re-gated on
   it, and put back online only if healthy; otherwise it stays in maintenance and the run's end
-  says so.
+  says so.  Once ``pre`` started, only to a release the catalog declares compatible with the
+  new schema (:func:`.migrations.rollback_verdict`); otherwise the node stays in maintenance
+  on the new release and the run says why.
 
 The failure budget (``plan.max_failures``) counts failed nodes over the whole run; one more
 stops it, and ``rollback_on_failure`` then rolls back the nodes already done (reverse order,
@@ -35,7 +40,8 @@ same capacity guard).  Any failed node fails the run (exit 1), the last one incl
 Resume (:meth:`Executor.run` on a journal that has records): nodes in a terminal state are
 left alone; a node caught in ``rollback`` finishes its rollback; a node caught anywhere else
 starts its machine again (every action is idempotent: a MAINT server is not drained twice, an
-active release is not re-activated).  A completed migration is never run again.
+active release is not re-activated).  A migration journaled ``ok`` is never asked again; one
+cut off is asked again and the node's ledger answers "already applied" if it completed.
 
 Nothing here prints; everything is reported through ``DeployHooks``.
 """
