@@ -1,12 +1,18 @@
 """``mco-py deploy``: zero-downtime rolling deploys of a service from the catalog.
 
-    mco-py deploy run SERVICE VERSION --env ENV [strategy flags] [--yes]
+    mco-py deploy run SERVICE VERSION --env ENV [strategy flags] [--yes] [--run-id ID]
     mco-py deploy SERVICE VERSION --env ENV          (the same as ``run``)
     mco-py deploy plan SERVICE VERSION --env ENV     (dry run: the plan and the Hiera diff)
     mco-py deploy status [RUN] [--json]
     mco-py deploy resume RUN [--approver NAME]
     mco-py deploy abort RUN
     mco-py deploy reconcile SERVICE --env ENV [--repair]
+    mco-py deploy report RUN [-o FILE] [--junit FILE]   (the HTML run report from a journal)
+
+Event subscribers (JSON lines, Graphite, Nagios, JUnit, the HTML report) are switched on by the
+client config's ``plugin.deploy_events.*`` keys (docs/reports.md); ``run``, ``resume`` and
+``abort`` (of a killed run) feed them beside the progress view.  A subscriber that fails
+never stops a run: it is reported in a warning line at the end.
 
 Exit codes: 0 done, 1 failed or rolled back (or aborted), 2 bad input or refused plan (a held
 lease included), 3 infrastructure (broker, silent nodes at preflight, state dir), 4 paused.
@@ -30,9 +36,10 @@ if TYPE_CHECKING:
     from ..orchestrate.journal import StateDir
     from ..orchestrate.plan import Plan, Strategy
     from ..orchestrate.run import RunResult
+    from ..orchestrate.subscribers import SubscriberSettings
     from ..release.catalog import Service
 
-SUBCOMMANDS = ("run", "plan", "status", "resume", "abort", "reconcile")
+SUBCOMMANDS = ("run", "plan", "status", "resume", "abort", "reconcile", "report")
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
@@ -139,6 +146,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     strategy(r)
     common(r)
     r.add_argument("--yes", "-y", action="store_true", help="do not ask before starting")
+    r.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="name the run (e.g. a CI build: shop-1.5.0-production-42; letters, digits, "
+        "'.', '_', '-'); default SERVICE-<UTC time>-<random>",
+    )
     r.set_defaults(run=cmd_run)
 
     pl = dsub.add_parser("plan", help="dry run: the ordered plan and the Hiera diff")
@@ -181,6 +194,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common(rc)
     rc.set_defaults(run=cmd_reconcile)
 
+    from .deploy_report import register_report
+
+    register_report(dsub)
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -222,13 +239,12 @@ def _strategy(args: argparse.Namespace) -> Strategy:
 
 
 def _fleet(args: argparse.Namespace) -> tuple[Fleet, Any]:
-    """The real fleet over a Client built from the config (the composition root)."""
-    from ..client import CallOptions
+    """The real fleet over ``Client.from_config`` (the composition root)."""
+    from ..client import CallOptions, Client
     from ..orchestrate.fleet import ClientFleet
-    from .common import make_client
 
     cfg = load_config(args)
-    client = make_client(cfg)
+    client = Client.from_config(cfg)
 
     def options(timeout: float) -> CallOptions:
         return CallOptions(timeout=timeout, agent_timeout=timeout, discovery_method="mc")
@@ -311,6 +327,25 @@ def _report(term: Terminal, result: RunResult, journal: str) -> int:
     return result.exit_code
 
 
+def _subscriber_settings(args: argparse.Namespace) -> SubscriberSettings:
+    """``plugin.deploy_events.*`` of the client config; a bad key is a ConfigError
+    before anything moves."""
+    from ..orchestrate.subscribers import SubscriberSettings
+
+    return SubscriberSettings.from_plugin(load_config(args).plugin("deploy_events"))
+
+
+def subscriber_warnings(errors: Sequence[tuple[str, str]]) -> list[str]:
+    """One warning line per failing subscriber: how often it failed and its first error."""
+    seen: dict[str, list[str]] = {}
+    for who, err in errors:
+        seen.setdefault(who, []).append(err)
+    return [
+        f"warning: subscriber {who} failed {len(errs)} time(s), the run went on; first: {errs[0]}"
+        for who, errs in seen.items()
+    ]
+
+
 def _execute(
     args: argparse.Namespace,
     term: Terminal,
@@ -318,34 +353,54 @@ def _execute(
     fleet: Fleet,
     state: StateDir,
     run_id: str,
+    settings: SubscriberSettings,
     **kw: Any,
 ) -> int:
     from ..orchestrate.events import HookFanout
     from ..orchestrate.run import Executor
+    from ..orchestrate.subscribers import build_subscribers
     from .deploy_view import ProgressView
 
-    hooks = HookFanout([ProgressView(term.out, live=term.tty)])
+    hooks = HookFanout(
+        [ProgressView(term.out, live=term.tty), *build_subscribers(settings, run_id=run_id)]
+    )
     ex = Executor(plan, fleet, state, run_id, hooks, **kw)
+
+    def warn() -> None:
+        term.out.flush()
+        for line in subscriber_warnings(hooks.errors):
+            term.err.write(f"mco-py deploy: {line}\n")
+
     try:
         result = ex.run()
-    finally:
+    except BaseException:  # infrastructure trouble: the error goes up, the warnings too
         hooks.close()
-    for who, err in hooks.errors:
-        term.err.write(f"mco-py deploy: subscriber {who} failed: {err}\n")
-    return _report(term, result, str(ex.journal_path))
+        warn()
+        raise
+    hooks.close()
+    code = _report(term, result, str(ex.journal_path))
+    warn()
+    return code
 
 
 # --------------------------------------------------------------------------- commands
 
 
 def cmd_run(args: argparse.Namespace, term: Terminal) -> int:
-    from ..orchestrate.journal import new_run_id
+    from ..orchestrate.journal import check_run_id, new_run_id
     from ..orchestrate.plan import describe
     from ..orchestrate.run import open_runs
 
     # 1. bad input fails before anything touches the network or the disk
     service, strategy = _inputs(args)
     state = _state(args)
+    if args.run_id is not None:
+        check_run_id(args.run_id, chosen=True)
+        if state.journal_path(args.run_id).exists():
+            raise UsageError(
+                f"run {args.run_id} exists already ({state.journal_path(args.run_id)}); "
+                "pick another --run-id, or `mco-py deploy resume` it"
+            )
     # 2. one run per service and environment: an unfinished one must be resumed or aborted
     state.refuse_if_held(args.service, args.env)
     stuck = open_runs(state, args.service, args.env)
@@ -355,6 +410,7 @@ def cmd_run(args: argparse.Namespace, term: Terminal) -> int:
             f"paused); `mco-py deploy resume {stuck[-1]}` or `mco-py deploy abort "
             f"{stuck[-1]}` first"
         )
+    settings = _subscriber_settings(args)  # a bad plugin.deploy_events key: refused here
     # 3. the plan on the live state, shown before anything moves
     fleet, client = _fleet(args)
     try:
@@ -367,10 +423,10 @@ def cmd_run(args: argparse.Namespace, term: Terminal) -> int:
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                 term.err.write("not started\n")
                 return 2
-        run_id = new_run_id(plan.service)
+        run_id = args.run_id or new_run_id(plan.service)
         term.out.write(f"Run {run_id}\nJournal {state.journal_path(run_id)}\n")
         term.out.flush()
-        return _execute(args, term, plan, fleet, state, run_id)
+        return _execute(args, term, plan, fleet, state, run_id, settings)
     finally:
         client.connector.close()
 
@@ -507,11 +563,12 @@ def cmd_resume(args: argparse.Namespace, term: Terminal) -> int:
         raise UsageError(
             f"run {args.run_id} has ended ({_summary(recs)['outcome']}); nothing to resume"
         )
+    settings = _subscriber_settings(args)
     fleet, client = _fleet(args)
     approver = args.approver or os.environ.get("USER") or "unknown"
     term.out.write(f"Resuming {args.run_id}\nJournal {state.journal_path(args.run_id)}\n")
     try:
-        return _execute(args, term, plan, fleet, state, args.run_id, approver=approver)
+        return _execute(args, term, plan, fleet, state, args.run_id, settings, approver=approver)
     finally:
         client.connector.close()
 
@@ -536,9 +593,10 @@ def cmd_abort(args: argparse.Namespace, term: Terminal) -> int:
             "node in flight\n"
         )
         return 0
+    settings = _subscriber_settings(args)
     fleet, client = _fleet(args)
     try:
-        return _execute(args, term, plan, fleet, state, args.run_id, abort=True)
+        return _execute(args, term, plan, fleet, state, args.run_id, settings, abort=True)
     finally:
         client.connector.close()
 

@@ -1,6 +1,7 @@
 """``mco-py deploy report RUN``: the HTML run report (and the JUnit file) from a run journal.
 
-``RUN`` is a journal file, or a run id looked up as ``<runs-dir>/<RUN>.jsonl``.  The page is
+``RUN`` is a journal file, or a run id looked up in the deploy state dir as
+``<state-dir>/runs/<RUN>.jsonl`` (``--state-dir``, with the same default as ``deploy run``).  The page is
 written to ``--output`` (default ``<RUN>.html`` in the current directory) atomically;
 ``--junit FILE`` also writes the run's JUnit XML; ``--load-samples FILE`` adds the
 ``time,requests,errors`` CSV to the timeline.  Exit codes: 0 written; 2 no such run, a file
@@ -34,10 +35,11 @@ def register_report(deploy_subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("run_ref", metavar="RUN", help="run id, or the path of a run journal")
     p.add_argument(
-        "--runs-dir",
-        default="runs",
+        "--state-dir",
         metavar="DIR",
-        help="where run journals are, as <DIR>/<RUN>.jsonl (default: runs)",
+        help="the deploy state dir: journals are <DIR>/runs/<RUN>.jsonl (default: "
+        "$MCO_PY_STATE_DIR, /var/lib/mco-py/deploy as root, else ~/.local/state/mco-py/deploy; "
+        "the same as deploy run)",
     )
     p.add_argument("--output", "-o", metavar="FILE", help="report file (default: <RUN>.html)")
     p.add_argument("--junit", metavar="FILE", help="also write the run's JUnit XML here")
@@ -48,7 +50,15 @@ def register_report(deploy_subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _journal_path(ref: str, runs_dir: str) -> Path:
+def runs_dir(args: argparse.Namespace) -> Path:
+    """The driver's runs dir: ``<--state-dir or the default state dir>/runs``."""
+    from ..orchestrate.journal import default_state_dir
+
+    state_dir = getattr(args, "state_dir", None)
+    return Path(state_dir or default_state_dir()) / "runs"
+
+
+def _journal_path(ref: str, runs: Path) -> Path:
     given = Path(ref)
     if given.is_file():
         return given
@@ -56,11 +66,11 @@ def _journal_path(ref: str, runs_dir: str) -> Path:
         raise UsageError(
             f"no journal file {ref!r}, and it is not a run id (letters, digits, '.', '_', '-')"
         )
-    path = Path(runs_dir) / f"{ref}.jsonl"
+    path = runs / f"{ref}.jsonl"
     if not path.is_file():
         raise UsageError(
             f"no journal for run {ref!r}: {path} does not exist; pass the journal file, or "
-            "--runs-dir DIR"
+            "--state-dir DIR (the one the run used)"
         )
     return path
 
@@ -75,7 +85,7 @@ def run(args: argparse.Namespace, term: Terminal) -> int:
     from ..orchestrate.subscribers.junit import write_atomically
 
     # 1. read everything, so bad input writes nothing
-    path = _journal_path(args.run_ref, args.runs_dir)
+    path = _journal_path(args.run_ref, runs_dir(args))
     if path.stat().st_size > MAX_JOURNAL_BYTES:
         raise UsageError(f"{path} is larger than {MAX_JOURNAL_BYTES} bytes; not a run journal?")
     with open(path, encoding="utf-8", errors="replace") as f:

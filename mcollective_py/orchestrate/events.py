@@ -38,10 +38,16 @@ What the executor (``run.py``) puts in ``detail`` (added fields; nothing above c
 * ``resumed``: ``abort`` (bool), ``states`` (node -> state read from the journal).
 * ``preflight``: ``asked`` (identities), ``failed`` (identity -> message).
 * ``migration``: fired twice per phase, ``outcome`` started (before the call) then ok |
-  failed; ``detail``: ``phase``, ``command``, ``message``; ``node`` is the node it ran on.
+  failed (with ``duration``); ``detail``: ``phase``, ``command``, and on the second event
+  ``message``, ``output`` (the command's output), ``already_applied``, ``applied_by``;
+  ``node`` is the node it ran on.  A subscriber counts a phase once (the second event).
 * ``node_state``: ``previous_version`` (on ``drain`` and ``rollback``), ``reason`` (on
   ``failed``, ``rollback``, ``rolled_back``), ``in_maintenance`` (LBs where a ``failed`` node
-  was left in maintenance), ``version`` (on ``rolled_back``: the release it runs now).
+  was left in maintenance), ``rollback_refused`` (on ``failed``: why the migration rule kept
+  it from rolling back), ``version`` (on ``rolled_back``: the release it runs now).  One
+  ``drain``/``online`` per node with ``lb`` unset (every LB of the node at once).  The final
+  states (done, failed, rolled_back) carry ``duration``: seconds since the node's prefetch.
+* ``step_end``, ``run_end``: ``duration`` (``run_end``: since ``run_start``, resumes included).
 * ``gate``: ``check`` (gate name), ``action`` (healthcheck action), ``version``, ``output``.
 * ``capacity``: also ``down`` (servers not UP); ``outcome`` ok | wait; ``lb`` and ``node``
   (the server about to be drained) are set.

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import JournalError, LeaseHeld, RunNotFound
+from ..errors import JournalError, LeaseHeld, RunNotFound, UsageError
 
 RUN_ID_RE = re.compile(r"\A[a-z][a-z0-9_-]{0,62}-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\Z")
 #: A journal line longer than this is refused on reading (hostile or corrupt file).
@@ -62,8 +62,21 @@ def new_run_id(service: str, now: float | None = None) -> str:
     return f"{service}-{stamp}-{secrets.token_hex(3)}"
 
 
-def check_run_id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+#: A run id the caller chose (``deploy run --run-id``, e.g. a CI build's name): a plain file name.
+CHOSEN_RUN_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+
+
+def check_run_id(run_id: str, *, chosen: bool = False) -> str:
+    """``run_id`` if it is a generated run id or (always for lookups, and for a new run when
+    ``chosen``) a caller-chosen one; RunNotFound (chosen: UsageError) otherwise."""
+    if chosen and not (isinstance(run_id, str) and CHOSEN_RUN_ID_RE.match(run_id)):
+        raise UsageError(
+            f"--run-id {run_id!r}: use 1 to 128 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit, e.g. shop-1.5.0-production-42"
+        )
+    if not isinstance(run_id, str) or not (
+        RUN_ID_RE.match(run_id) or CHOSEN_RUN_ID_RE.match(run_id)
+    ):
         raise RunNotFound(
             f"invalid run id {run_id!r}: run ids look like shop-20261204T144000Z-1a2b3c "
             "(mco-py deploy status lists them)"

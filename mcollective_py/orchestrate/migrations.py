@@ -17,6 +17,7 @@ declares compatible (``migrations.rollback_compatible``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,21 +77,43 @@ def rollback_allowed(
     ``pre_ran``: the ``pre`` phase of ``version`` completed (or may have: a failed or
     interrupted ``pre`` can have changed the schema half-way, so pass True then too).
     """
-    if previous is None:
-        return False, f"no previous release of {service.name} to roll back to"
     steps = migration_plan(service, version)
-    if not any(s.phase == "pre" for s in steps) or not pre_ran:
+    compatible = (
+        service.migrations.rollback_compatible.get(version, ()) if service.migrations else ()
+    )
+    return rollback_verdict(
+        service.name,
+        version,
+        previous,
+        has_pre=any(s.phase == "pre" for s in steps),
+        pre_ran=pre_ran,
+        compatible=compatible,
+    )
+
+
+def rollback_verdict(
+    service: str,
+    version: str,
+    previous: str | None,
+    *,
+    has_pre: bool,
+    pre_ran: bool,
+    compatible: Sequence[str],
+) -> tuple[bool, str]:
+    """The rule of :func:`rollback_allowed` on plain values (the executor holds a plan, not
+    the catalog): ``compatible`` is the catalog's ``rollback_compatible[version]``."""
+    if previous is None:
+        return False, f"no previous release of {service} to roll back to"
+    if not has_pre or not pre_ran:
         return True, f"the schema is still the one {previous} runs on"
-    assert service.migrations is not None
-    compatible = service.migrations.rollback_compatible.get(version, ())
     if previous in compatible:
         return True, (
             f"the catalog declares {previous} compatible with the schema of {version} "
-            f"(services.{service.name}.migrations.rollback_compatible)"
+            f"(services.{service}.migrations.rollback_compatible)"
         )
     return False, (
-        f"the pre migration of {service.name} {version} ran and the catalog does not declare "
+        f"the pre migration of {service} {version} ran and the catalog does not declare "
         f"{previous} compatible with its schema; roll forward, or add "
-        f'services.{service.name}.migrations.rollback_compatible: {{"{version}": ["{previous}"]}} '
+        f'services.{service}.migrations.rollback_compatible: {{"{version}": ["{previous}"]}} '
         "once that is known to be true"
     )

@@ -367,7 +367,16 @@ def make_plan(
     migration = None
     if service.migrations is not None:
         m = service.migrations
-        migration = {"command": m.command, "phase": m.phase, "timeout": m.timeout}
+        phases = [
+            {"phase": p.phase, "command": p.command, "timeout": p.timeout, "soak": p.soak}
+            for p in m.phases()
+        ]
+        # command/phase/timeout: the first phase (what journals before the phased form held)
+        migration = {
+            **{k: phases[0][k] for k in ("command", "phase", "timeout")},
+            "phases": phases,
+            "rollback_compatible": list(m.rollback_compatible.get(version, ())),
+        }
     return Plan(
         service=service.name,
         environment=environment,
@@ -398,6 +407,25 @@ def make_plan(
     )
 
 
+def migration_phases(plan: Plan) -> list[dict[str, Any]]:
+    """The plan's migration phases in run order, each ``{phase, command, timeout, soak}``
+    (a plan journalled before phased migrations holds one phase and no ``phases``)."""
+    m = plan.migration
+    if not m:
+        return []
+    phases = m.get("phases")
+    if isinstance(phases, list):
+        return [dict(p) for p in phases]
+    return [
+        {
+            "phase": m.get("phase"),
+            "command": m.get("command"),
+            "timeout": m.get("timeout", 600),
+            "soak": 0.0,
+        }
+    ]
+
+
 def describe(plan: Plan) -> list[str]:
     """The plan as text lines (``mco-py deploy plan``); pure, so golden-testable."""
     lines = [
@@ -423,10 +451,14 @@ def describe(plan: Plan) -> list[str]:
         + ", ".join(f"{g.name} ({g.action})" for g in plan.gates)
         + f"; deadline {plan.gate_deadline:g} s{again}"
     )
-    if plan.migration:
+    for ph in migration_phases(plan):
+        when = (
+            "before any node is drained"
+            if ph["phase"] == "pre"
+            else f"after the last node is online + {float(ph.get('soak') or 0):g} s soak"
+        )
         lines.append(
-            f"  migration        {plan.migration['phase']}: {plan.migration['command']} "
-            "(once, on the first node)"
+            f"  migration        {ph['phase']}: {ph['command']} (once, on the first node, {when})"
         )
     for s in plan.steps:
         lines.append(f"  {s.name:<16} {', '.join(s.nodes)}")

@@ -23,10 +23,15 @@ the action they announce)::
   version), **gate** (the plan's health checks, retried until ``gate_deadline``; with
   ``min_healthy_time`` they must pass again after that long), **online** (``to_online`` on
   every LB, which waits for a settled UP).
+* **migrations** (the catalog's ``pre``/``post`` phases, :mod:`.migrations`): ``pre`` on the
+  plan's first node (``deploy fetch``, then ``deploy migrate``) after preflight and before any
+  drain; ``post`` after the last node is done and the phase's ``soak``.
 * **rollback**: a node failing activate/verify/gate/online is rolled back to its recorded
   previous release (``deploy rollback version=PREV``, idempotent), verified and re-gated on
   it, and put back online only if healthy; otherwise it stays in maintenance and the run's end
-  says so.
+  says so.  Once ``pre`` started, only to a release the catalog declares compatible with the
+  new schema (:func:`.migrations.rollback_verdict`); otherwise the node stays in maintenance
+  on the new release and the run says why.
 
 The failure budget (``plan.max_failures``) counts failed nodes over the whole run; one more
 stops it, and ``rollback_on_failure`` then rolls back the nodes already done (reverse order,
@@ -35,7 +40,8 @@ same capacity guard).  Any failed node fails the run (exit 1), the last one incl
 Resume (:meth:`Executor.run` on a journal that has records): nodes in a terminal state are
 left alone; a node caught in ``rollback`` finishes its rollback; a node caught anywhere else
 starts its machine again (every action is idempotent: a MAINT server is not drained twice, an
-active release is not re-activated).  A completed migration is never run again.
+active release is not re-activated).  A migration journaled ``ok`` is never asked again; one
+cut off is asked again and the node's ledger answers "already applied" if it completed.
 
 Nothing here prints; everything is reported through ``DeployHooks``.
 """
@@ -54,7 +60,8 @@ from ..release.catalog import Service
 from .events import DeployEvent, DeployHooks
 from .fleet import Fleet
 from .journal import LEASE_TTL, Journal, Lease, StateDir, read_journal
-from .plan import Plan, lb_states_from_status, node_gates
+from .migrations import rollback_verdict
+from .plan import Plan, lb_states_from_status, migration_phases, node_gates
 
 TERMINAL = ("done", "failed", "rolled_back")
 PING_TIMEOUT = 10.0
@@ -128,12 +135,15 @@ class Executor:
         self.left_in_maintenance: dict[str, list[str]] = {}
         self.previous: dict[str, str | None] = {}
         self.migrations_done: set[str] = set()
+        self.migrations_tried: set[str] = set()  # started (maybe half-way): the schema may differ
         self.paused = False
         self.approved = False
         self.lease: Lease | None = None
         self.journal: Journal | None = None
         self.waited = 0.0  # seconds in fleet calls and sleeps: the nodes' time, not ours
         self._step = 0
+        self._node_t0: dict[str, float] = {}  # wall time a node's machine (re)started
+        self._run_t0: float | None = None  # wall time of run_start (from the journal on resume)
         self._renewed = 0.0
         self._resumed = False
         # the lease must outlive the longest call between two records (a drain, a gate round)
@@ -149,13 +159,17 @@ class Executor:
         self._resumed = True
         for rec in read_journal(self.journal_path):
             kind, node, detail = rec.get("kind"), rec.get("node"), rec.get("detail") or {}
+            if kind == "run_start" and isinstance(rec.get("time"), int | float):
+                self._run_t0 = float(rec["time"])
             if kind == "node_state" and node in self.node_state:
                 self.node_state[node] = str(rec.get("state"))
                 self._note(node, str(rec.get("state")), detail)
                 if "previous_version" in detail:
                     self.previous[node] = detail["previous_version"]
-            elif kind == "migration" and rec.get("outcome") == "ok":
-                self.migrations_done.add(str(detail.get("phase")))
+            elif kind == "migration":
+                self.migrations_tried.add(str(detail.get("phase")))
+                if rec.get("outcome") == "ok":
+                    self.migrations_done.add(str(detail.get("phase")))
             elif kind == "paused":
                 self.paused, self.approved = True, False
             elif kind == "resumed" and rec.get("approver"):
@@ -200,10 +214,25 @@ class Executor:
             self.left_in_maintenance.pop(node, None)
 
     def _set(self, node: str, state: str, outcome: str | None = None, **detail: Any) -> None:
+        """Enter ``state``; a final state (done, failed, rolled_back) carries ``duration``:
+        seconds since the node's machine started (prefetch, or drain in a run-wide rollback)."""
+        now = self.wall()
+        if state in ("prefetch", "drain") and node not in self._node_t0:
+            self._node_t0[node] = now
+        duration = None
+        if state in TERMINAL:
+            t0 = self._node_t0.pop(node, None)
+            duration = max(0.0, now - t0) if t0 is not None else None
         self.node_state[node] = state
         self._note(node, state, detail)
         self.emit(
-            "node_state", step=self._step, node=node, state=state, outcome=outcome, detail=detail
+            "node_state",
+            step=self._step,
+            node=node,
+            state=state,
+            outcome=outcome,
+            duration=duration,
+            detail=detail,
         )
 
     # ---------------------------------------------------------------- fleet
@@ -292,6 +321,7 @@ class Executor:
             if self.paused and self.approver:
                 self.approved = True
         else:
+            self._run_t0 = self.wall()
             self.emit(
                 "run_start",
                 artifact_sha256=plan.sha256,
@@ -328,11 +358,13 @@ class Executor:
             self.emit(
                 "step_start", step=step.index, detail={"name": step.name, "nodes": list(todo)}
             )
+            t_step = self.wall()
             ok = self._step_nodes(todo)
             self.emit(
                 "step_end",
                 step=step.index,
                 outcome="ok" if ok else "failed",
+                duration=max(0.0, self.wall() - t_step),
                 detail={"name": step.name, "failures": self._failures()},
             )
             if self._failures() > plan.max_failures:
@@ -347,14 +379,20 @@ class Executor:
             n = self._failures()
             reason = f"{n} failed node(s), more than the failure budget of {plan.max_failures}"
             if plan.rollback_on_failure:
-                self._rollback_done()
+                refused = self._rollback_done()
+                if refused:
+                    raise _Stop(
+                        "failed", f"{reason}; the done nodes were not rolled back: {refused}", 1
+                    )
                 raise _Stop("rolled_back", reason, 1)
             raise _Stop("failed", reason, 1)
         if self._failures():
             raise _Stop("failed", f"{self._failures()} node(s) failed", 1)
-        if plan.migration and plan.migration.get("phase") == "post":
-            if plan.settle:
-                self._sleep(plan.settle)
+        post = [p for p in migration_phases(plan) if p.get("phase") == "post"]
+        if post and "post" not in self.migrations_done:
+            soak = float(post[0].get("soak") or 0.0)
+            if soak:
+                self._sleep(soak)
             self._migrate("post")
         return self._finish("done", "", 0)
 
@@ -404,12 +442,18 @@ class Executor:
             )
 
     def _migrate(self, phase: str) -> None:
-        m = self.plan.migration
-        if not m or m.get("phase") != phase or phase in self.migrations_done:
+        """Run one phase on the first node of the plan, once: a phase recorded ok in the
+        journal is not asked again; one that started and was cut off is asked again, and the
+        node's migration ledger (one lock per database) answers "already applied" if it had
+        completed.  A failed ``pre`` stops the run before any node is touched."""
+        phases = {str(p.get("phase")): p for p in migration_phases(self.plan)}
+        m = phases.get(phase)
+        if m is None or phase in self.migrations_done:
             return
         node = self.plan.steps[0].nodes[0] if self.plan.steps else self.plan.nodes[0].identity
         # write-ahead: a kill during the migration leaves "started" without "ok", and resume
-        # runs it again (migration tools are re-runnable; a completed one is never repeated)
+        # asks again (the node's ledger never applies a completed phase twice)
+        self.migrations_tried.add(phase)
         self.emit(
             "migration",
             node=node,
@@ -417,24 +461,59 @@ class Executor:
             detail={"phase": phase, "command": m.get("command")},
         )
         t0 = self.clock()
-        r = self._call(
+        # the command is the release's own: the node needs the release fetched (not active)
+        fetched = self._call(
             "deploy",
-            "migrate",
-            {"service": self.plan.service, "version": self.plan.version, "phase": phase},
+            "fetch",
+            {
+                "service": self.plan.service,
+                "version": self.plan.version,
+                "sha256": self.plan.sha256,
+            },
             [node],
-            float(m.get("timeout", 600)) + 30,
+            FETCH_TIMEOUT,
         )[node]
+        if not fetched.ok:
+            r = _Reply(False, f"deploy fetch before the migration: {fetched.message}", {})
+        else:
+            r = self._call(
+                "deploy",
+                "migrate",
+                {"service": self.plan.service, "version": self.plan.version, "phase": phase},
+                [node],
+                float(m.get("timeout") or 600) + 30,
+            )[node]
         self.emit(
             "migration",
             node=node,
             outcome="ok" if r.ok else "failed",
             duration=self.clock() - t0,
-            detail={"phase": phase, "command": m.get("command"), "message": r.message},
+            detail={
+                "phase": phase,
+                "command": m.get("command"),
+                "message": r.message,
+                "output": str(r.data.get("output") or r.data.get("detail") or r.message)[:2000],
+                "already_applied": bool(r.data.get("already_applied")),
+                "applied_by": r.data.get("applied_by"),
+            },
         )
         if not r.ok:
             where = "no node was touched" if phase == "pre" else "every node is on the new release"
             raise _Stop("failed", f"{phase} migration failed on {node}: {r.message}; {where}", 1)
         self.migrations_done.add(phase)
+
+    def _may_roll_back(self, previous: str | None) -> tuple[bool, str]:
+        """:func:`~.migrations.rollback_verdict` for this run: once ``pre`` started, only to
+        a release the catalog declared compatible with the new schema."""
+        m = self.plan.migration or {}
+        return rollback_verdict(
+            self.plan.service,
+            self.plan.version,
+            previous,
+            has_pre=any(p.get("phase") == "pre" for p in migration_phases(self.plan)),
+            pre_ran="pre" in self.migrations_tried,
+            compatible=[str(v) for v in m.get("rollback_compatible") or ()],
+        )
 
     # -- capacity
     def _lb_states(self) -> dict[str, dict[str, str]]:
@@ -729,6 +808,20 @@ class Executor:
         """Back to the previous release; online only if healthy, else left in maintenance."""
         plan = self.plan
         prev = self.previous.get(n)
+        allowed, why = self._may_roll_back(prev)
+        if prev and not allowed:
+            # the schema moved on: the old release may not run on it; out of the pool, stays
+            problem = self._to_maintenance(n) if plan.node(n).load_balancers else None
+            self._set(
+                n,
+                "failed",
+                "failed",
+                reason=f"{reason}; not rolled back to {prev}: {why}; left in maintenance"
+                + (f" (taking it out of the pool failed: {problem})" if problem else ""),
+                in_maintenance=list(plan.node(n).load_balancers),
+                rollback_refused=why,
+            )
+            return
         self._set(n, "rollback", "failed", reason=reason, previous_version=prev)
         self.emit("rollback", step=self._step, node=n, detail={"to": prev, "reason": reason})
         if not prev:
@@ -772,10 +865,25 @@ class Executor:
         else:
             self._set(n, "rolled_back", "rolled_back", reason=reason, version=prev)
 
-    def _rollback_done(self) -> None:
-        """``--rollback-on-failure``: the nodes already done, in reverse order, guarded."""
+    def _rollback_done(self) -> str:
+        """``--rollback-on-failure``: the nodes already done, in reverse order, guarded.
+        Returns why it rolled nothing back ("" when it did): after ``pre``, a previous
+        release not declared compatible with the new schema keeps every node where it is."""
         plan = self.plan
         done = [n.identity for n in plan.nodes if self.node_state[n.identity] == "done"]
+        refusals = {
+            why
+            for ok, why in (
+                self._may_roll_back(self.previous.get(n)) for n in done if self.previous.get(n)
+            )
+            if not ok
+        }
+        if done and refusals:
+            why = "; ".join(sorted(refusals))
+            self.emit(
+                "rollback", outcome="refused", detail={"scope": "run", "nodes": [], "reason": why}
+            )
+            return why
         self.emit("rollback", detail={"scope": "run", "nodes": list(reversed(done))})
         for n in reversed(done):
             self._wait_for_room(n)
@@ -792,6 +900,7 @@ class Executor:
                 )
                 continue
             self._rollback_node(n, "run rolled back (--rollback-on-failure)")
+        return ""
 
     def _finish_inflight(self) -> None:
         """``abort``: bring nodes caught mid-machine to a safe end; start nothing new."""
@@ -825,6 +934,7 @@ class Executor:
         self.emit(
             "run_end",
             outcome=outcome,
+            duration=max(0.0, self.wall() - self._run_t0) if self._run_t0 is not None else None,
             detail={
                 "reason": reason,
                 "exit_code": exit_code,

@@ -1,13 +1,14 @@
-"""A real deploy lab on loopback (127.0.12.x) for the ``mco-py deploy`` integration tests.
+"""A real deploy lab on loopback (``BLOCK``.x: 127.0.<n>.x for ``MCO_TEST_NS=i<n>``, else
+127.0.12.x) for the ``mco-py deploy`` integration tests.
 
 * 4 app nodes: ``web1..web3``, each an ``mco-py server``, and ``node1``, a real Ruby
   ``mcollectived`` (ruby-fleet) hosting our deploy and healthcheck agents through shims (a
   mixed fleet).  Each deploy agent fetches from the artifact server and restarts the app with
-  ``appctl.py``; the app listens on 127.0.12.(10+i).
+  ``appctl.py``; the app listens on BLOCK.(10+i).
 * 2 load balancers ``lb1``/``lb2``: each a real HAProxy (master-worker, server-state-file,
   backend ``shop`` = web1..web4, http check every 100 ms) and an ``mco-py server`` whose
   haproxy agent drives its admin socket.
-* an artifact server on 127.0.12.3 serving every release of the catalog written here.
+* an artifact server on BLOCK.3 serving every release of the catalog written here.
 * :class:`Load`: threads sending requests through both frontends and counting failures, and
   a sampler reading ``show stat`` on both sockets every 100 ms (fewest servers UP seen).
 
@@ -46,13 +47,38 @@ from tests.conftest import (
     ns_vhost,
     run_mco_py,
 )
+from tests.orchestrate.subscribers_fixtures import BLOCK
 
 PY_NODES = ["web1", "web2", "web3"]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RUBY_NODE = "node1"  # ruby-fleet names its nodes node1..N
 NODES = [*PY_NODES, RUBY_NODE]
 LBS = ["lb1", "lb2"]
 GOOD = ["1.0.0", "1.1.0", "1.3.0", "1.4.0", "1.5.0", "1.6.0"]
 BAD = "1.2.0"  # its app answers /health with 503
+MIGRATION_GOOD = ["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0"]
+MIGRATION_BAD = "2.9.0"  # sick like BAD; for the runs with migrations (their own versions)
+
+#: Every release's ``bin/migrate PHASE`` (the deploy agent's default migration command): it
+#: logs each run to ``<ctl>/migrations.log`` ("service version phase node time"), sleeps
+#: ``<ctl>/slow-PHASE`` seconds and fails when ``<ctl>/fail-PHASE`` exists.
+MIGRATE = """#!/usr/bin/env python3
+import os, socket, sys, time
+from pathlib import Path
+
+ctl = Path(@CTL@)
+phase = sys.argv[1]
+with open(ctl / "migrations.log", "a") as fh:
+    fh.write(" ".join([os.environ["DEPLOY_SERVICE"], os.environ["DEPLOY_VERSION"], phase,
+                       socket.gethostname(), f"{time.time():.3f}"]) + "\\n")
+slow = ctl / f"slow-{phase}"
+if slow.exists():
+    time.sleep(float(slow.read_text() or "5"))
+if (ctl / f"fail-{phase}").exists():
+    print(f"{phase} migration refused by the lab (fail-{phase})")
+    sys.exit(1)
+print(f"migrated {phase}")
+"""
 
 SICK_APP = APP.replace(
     'body = json.dumps({"version": VERSION}).encode() if self.path == "/version" else b"ok"',
@@ -88,13 +114,14 @@ backend shop
 """
 
 
-def _tar(version: str, app: str) -> bytes:
+def _tar(version: str, app: str, migrate: str) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, data, mode in (
             ("VERSION", f"{version}\n".encode(), 0o644),
             ("app.py", app.encode(), 0o644),
             ("bin/smoke-test", SMOKE.encode(), 0o755),
+            ("bin/migrate", migrate.encode(), 0o755),
         ):
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), mode, 1_700_000_000
@@ -247,6 +274,7 @@ class DeployLab:
         self.app_pidfiles: list[Path] = []
         self.haproxies: dict[str, HAProxy] = {}
         self._fleet: PythonFleet | None = None
+        self.pg_db: str | None = None
         try:
             self._start()
         except BaseException:
@@ -254,21 +282,26 @@ class DeployLab:
             raise
 
     def _start(self) -> None:
-        self.artifacts = ArtifactServer(host="127.0.12.3")
+        self.artifacts = ArtifactServer(host=f"{BLOCK}.3")
         self.sha: dict[str, str] = {}
-        for v in [*GOOD, BAD]:
-            data = _tar(v, SICK_APP if v == BAD else APP)
+        self.ctl = self.root / "migrate-ctl"
+        self.ctl.mkdir()
+        self.ctl.chmod(0o777)
+        migrate = MIGRATE.replace("@CTL@", repr(str(self.ctl)))
+        self.pg_db = self._create_database()
+        self.pg_dsn = f"postgresql://postgres@127.0.0.1:5432/{self.pg_db}"
+        for v in [*GOOD, BAD, *MIGRATION_GOOD, MIGRATION_BAD]:
+            sick = v in (BAD, MIGRATION_BAD)
+            data = _tar(v, SICK_APP if sick else APP, migrate)
             self.artifacts.files[f"/artifacts/shop/shop-{v}.tar.gz"] = data
             self.sha[v] = hashlib.sha256(data).hexdigest()
-        self.addr = {n: f"127.0.12.{10 + i}" for i, n in enumerate(NODES, 1)}
+        self.addr = {n: f"{BLOCK}.{10 + i}" for i, n in enumerate(NODES, 1)}
         self.port = {n: free_port(self.addr[n]) for n in NODES}
         servers = "".join(
             f"    server {n} {self.addr[n]}:{self.port[n]} check weight 100\n" for n in NODES
         )
         self.haproxies = {
-            lb: HAProxy(
-                lb, self.root, f"127.0.12.{4 + j}:{free_port(f'127.0.12.{4 + j}')}", servers
-            )
+            lb: HAProxy(lb, self.root, f"{BLOCK}.{4 + j}:{free_port(f'{BLOCK}.{4 + j}')}", servers)
             for j, lb in enumerate(LBS)
         }
         vhost = ns_vhost("deploy-lab")
@@ -291,6 +324,8 @@ class DeployLab:
                 "service_manager": "command",
                 "restart_command": restart,
                 "restart_timeout": "20",
+                "migrate_dsn": self.pg_dsn,
+                "migrate_lock_timeout": "120",
             }
         self.app_pidfiles = [node_dirs[n] / "app.pid" for n in NODES]
         for n in PY_NODES:
@@ -359,6 +394,56 @@ class DeployLab:
             assert r.returncode == 0, f"{action} 1.0.0: {r.stdout} {r.stderr}"
         _wait(lambda: all(hp.up() == 4 for hp in self.haproxies.values()), 20, "4 servers UP")
 
+    @staticmethod
+    def _create_database() -> str:
+        """A fresh PostgreSQL database ``<ns>_deploylab_<hex>`` on the shared server (dropped by
+        :meth:`stop`), the migration database of every node."""
+        import secrets
+
+        import psycopg
+
+        name = f"{os.environ.get('MCO_TEST_NS', 'i12')}_deploylab_{secrets.token_hex(3)}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return name
+
+    def migration_rows(self, version: str) -> list[tuple[str, str, str]]:
+        """(phase, outcome, node) of ``mco_migrations`` for shop ``version``, by phase."""
+        import psycopg
+
+        with psycopg.connect(self.pg_dsn) as db:
+            rows = db.execute(
+                "select phase, outcome, node from mco_migrations where service = 'shop' "
+                "and version = %s order by phase desc",
+                (version,),
+            ).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def migration_runs(self, version: str) -> list[str]:
+        """The phases ``bin/migrate`` of shop ``version`` really ran, in order (its log)."""
+        log = self.ctl / "migrations.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [w[2] for w in (line.split() for line in lines) if w[:2] == ["shop", version]]
+
+    def write_catalog(self, name: str, migrations: dict[str, Any] | None = None) -> Path:
+        """Another catalog of the same lab (``migrations`` block added), beside the first."""
+        doc = self.catalog_doc()
+        if migrations is not None:
+            doc["services"]["shop"]["migrations"] = migrations
+        path = self.root / f"services-{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def client_cfg_with(self, name: str, lines: dict[str, str]) -> Path:
+        """The lab's client config plus ``lines`` (e.g. ``plugin.deploy_events.*``)."""
+        path = self.root / f"client-{name}.cfg"
+        path.write_text(
+            self.fleet.client_cfg.read_text().rstrip("\n")
+            + "\n"
+            + "".join(f"{k} = {v}\n" for k, v in lines.items())
+        )
+        return path
+
     def catalog_doc(self) -> dict[str, Any]:
         return {
             "catalog": 1,
@@ -389,16 +474,26 @@ class DeployLab:
         assert self._fleet is not None
         return self._fleet
 
-    def deploy_cmd(self, *args: str) -> list[str]:
+    def deploy_cmd(
+        self, *args: str, catalog: Path | None = None, config: Path | None = None
+    ) -> list[str]:
         """``mco-py deploy ARGS -c client.cfg`` (+ ``--catalog`` for the commands taking one)."""
-        cmd = [*MCO_PY, "deploy", *args, "-c", str(self.fleet.client_cfg)]
-        if args and args[0] not in ("status", "resume", "abort"):
-            cmd += ["--catalog", str(self.catalog)]
+        cmd = [*MCO_PY, "deploy", *args]
+        if args and args[0] != "report":  # the report reads a journal, no config
+            cmd += ["-c", str(config or self.fleet.client_cfg)]
+        if args and args[0] not in ("status", "resume", "abort", "report"):
+            cmd += ["--catalog", str(catalog or self.catalog)]
         return cmd
 
-    def deploy(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def deploy(
+        self,
+        *args: str,
+        timeout: float = 300,
+        catalog: Path | None = None,
+        config: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.deploy_cmd(*args),
+            self.deploy_cmd(*args, catalog=catalog, config=config),
             env=self.env,
             capture_output=True,
             text=True,
@@ -435,6 +530,12 @@ class DeployLab:
             hp.stop()
         if hasattr(self, "artifacts"):
             self.artifacts.stop()
+        if self.pg_db is not None:
+            import psycopg
+
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.pg_db} WITH (FORCE)")
+            self.pg_db = None
 
 
 def pid_alive(pid: int) -> bool:

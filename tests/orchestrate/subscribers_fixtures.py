@@ -1,16 +1,19 @@
 """Real peers for the subscriber tests: a carbon-cache and a Nagios 4, each started with its
-own configuration in a temporary directory on a 127.0.13.x address (never the system
+own configuration in a temporary directory on an address of ``BLOCK`` (never the system
 services), and the golden journals."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +22,16 @@ from mcollective_py.orchestrate.subscribers import events_from_journal
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "orchestrate"
 JOURNALS = GOLDEN / "journals"
+
+
+def _block() -> str:
+    """The developer's own loopback block (``MCO_TEST_NS=i16`` -> 127.0.16), else 127.0.12.
+    The deploy lab and carbon listen there."""
+    m = re.fullmatch(r"i(\d{1,3})", os.environ.get("MCO_TEST_NS", ""))
+    return f"127.0.{m.group(1)}" if m and 1 <= int(m.group(1)) <= 254 else "127.0.12"
+
+
+BLOCK = _block()
 
 
 def journal(name: str) -> tuple[DeployEvent, ...]:
@@ -60,7 +73,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 class Carbon:
     """carbon-cache (Debian graphite-carbon) in the foreground, 1-second whisper files."""
 
-    def __init__(self, root: Path, host: str = "127.0.13.20") -> None:
+    def __init__(self, root: Path, host: str = f"{BLOCK}.20") -> None:
         self.root = root
         self.host = host
         self.port = free_port(host)
@@ -273,3 +286,83 @@ class Nagios:
     def stop(self) -> None:
         if self.proc is not None:
             _stop(self.proc)
+
+
+# ---------------------------------------------------------------------------- Chromium
+
+#: the page must fetch nothing: a request would go here (nothing listens) and fail
+DEAD_PROXY = "127.0.13.1:9"
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of RGB(A) bytes) of an 8-bit, non-interlaced PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    height = channels = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and body[12] == 0, "8-bit, non-interlaced"
+            channels = {2: 3, 6: 4}[color]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b = prev[i]
+            c = prev[i - channels] if i >= channels else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                line[i] = (line[i] + pred) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i] for i in range(len(r)) if i % channels < 3) for r in rows]
+
+
+def count_pixels(rows: list[bytes], rgb: tuple[int, int, int], tolerance: int = 12) -> int:
+    n = 0
+    for row in rows:
+        for i in range(0, len(row), 3):
+            if all(abs(row[i + k] - rgb[k]) <= tolerance for k in range(3)):
+                n += 1
+    return n
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("chromium")
+    assert exe, "chromium is not installed (scripts/setup)"
+    return subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            # the page must fetch nothing: any request would go to a dead proxy and fail
+            f"--proxy-server={DEAD_PROXY}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -188,7 +188,9 @@ def test_status_lists_runs_and_shows_one(
     doc = json.loads(out)
     assert doc["summary"]["outcome"] == "paused" and doc["records"][0]["kind"] == "lease"
     code, _, err = run_cli(capsys, "deploy", "status", "nosuch", "--state-dir", str(state))
-    assert code == 2 and "invalid run id 'nosuch'" in err
+    assert code == 2 and "no journal at" in err and "nosuch.jsonl" in err
+    code, _, err = run_cli(capsys, "deploy", "status", "../etc", "--state-dir", str(state))
+    assert code == 2 and "invalid run id '../etc'" in err
 
 
 def test_a_new_run_is_refused_while_one_is_unfinished(
@@ -283,3 +285,181 @@ def test_progress_view_live_rewrites_one_status_line(tmp_path: Path) -> None:
         "run done",  # on a line of its own: the status line was cleared first
     ]
     assert "web1 drain\n" not in text  # states in flight are not printed as lines on a tty
+
+
+class _Client:
+    class connector:  # noqa: N801 - what the command closes
+        @staticmethod
+        def close() -> None:
+            return None
+
+
+def test_run_feeds_the_configured_subscribers_and_warns_about_a_failing_one(
+    capsys: pytest.CaptureFixture[str],
+    cat_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = FakeFleet(NODES)
+    monkeypatch.setattr("mcollective_py.cli.deploy._fleet", lambda args: (fleet, _Client()))
+    cfg = tmp_path / "client.cfg"
+    cfg.write_text(
+        f"plugin.deploy_events.jsonlog.path = {tmp_path}/events-{{run_id}}.jsonl\n"
+        f"plugin.deploy_events.junit.path = {tmp_path}/junit-{{run_id}}.xml\n"
+        # nothing listens there: the subscriber fails, the run goes on
+        "plugin.deploy_events.graphite.address = 127.0.16.250:9\n"
+    )
+    state = tmp_path / "state"
+    argv = ["deploy", "shop", "1.1.0", "--env", "lab", "--catalog", str(cat_file)]
+    argv += ["--state-dir", str(state), "-c", str(cfg), "--yes", "--run-id", "ci-42"]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, out + err
+    assert "Run ci-42\n" in out and "Run ci-42: done" in out
+    lines = (tmp_path / "events-ci-42.jsonl").read_text().splitlines()
+    assert len(lines) > 20 and all(json.loads(line)["correlation_id"] == "ci-42" for line in lines)
+    assert (tmp_path / "junit-ci-42.xml").read_text().startswith("<?xml")
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert (
+        warnings[0].startswith("mco-py deploy: warning: subscriber GraphiteSubscriber failed ")
+        and "the run went on; first: ConnectionRefusedError" in warnings[0]
+    )
+    # the same run id again is refused before anything moves
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "run ci-42 exists already" in err
+    # the report finds the run in the same state dir
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        "report",
+        "ci-42",
+        "--state-dir",
+        str(state),
+        "-o",
+        str(tmp_path / "r.html"),
+    )
+    assert code == 0, err
+    assert out.startswith(f"report of run ci-42: {tmp_path / 'r.html'} (")
+
+
+def test_report_defaults_to_the_drivers_state_dir(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCO_PY_STATE_DIR", str(tmp_path / "st"))
+    code, _, err = run_cli(capsys, "deploy", "report", "nosuch-run")
+    assert code == 2
+    assert f"{tmp_path / 'st' / 'runs' / 'nosuch-run.jsonl'} does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ("plugin.deploy_events.bogus = 1\n", "plugin.deploy_events.bogus: unknown key"),
+        ("plugin.deploy_events.graphite.address = nope\n", "use HOST:PORT"),
+    ],
+)
+def test_bad_subscriber_settings_are_refused_before_the_network(
+    capsys: pytest.CaptureFixture[str],
+    cat_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: str,
+    message: str,
+) -> None:
+    def no_network(args: Any) -> Any:
+        raise AssertionError("reached the network")
+
+    monkeypatch.setattr("mcollective_py.cli.deploy._fleet", no_network)
+    cfg = tmp_path / "client.cfg"
+    cfg.write_text(lines)
+    code, _, err = run_cli(
+        capsys,
+        "deploy",
+        "shop",
+        "1.1.0",
+        "--env",
+        "lab",
+        "--catalog",
+        str(cat_file),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "-c",
+        str(cfg),
+        "--yes",
+    )
+    assert code == 3 and message in err
+
+
+def test_a_bad_run_id_is_refused(
+    capsys: pytest.CaptureFixture[str], cat_file: Path, tmp_path: Path
+) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "deploy",
+        "shop",
+        "1.1.0",
+        "--env",
+        "lab",
+        "--catalog",
+        str(cat_file),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--run-id",
+        "../x",
+        "--yes",
+    )
+    assert code == 2 and "--run-id '../x': use 1 to 128 letters" in err
+
+
+def test_resume_feeds_the_subscribers_of_the_same_run(
+    capsys: pytest.CaptureFixture[str],
+    cat_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = FakeFleet(NODES)
+    monkeypatch.setattr("mcollective_py.cli.deploy._fleet", lambda args: (fleet, _Client()))
+    cfg = tmp_path / "client.cfg"
+    cfg.write_text(f"plugin.deploy_events.jsonlog.path = {tmp_path}/events.jsonl\n")
+    state = str(tmp_path / "state")
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        "shop",
+        "1.1.0",
+        "--env",
+        "lab",
+        "--catalog",
+        str(cat_file),
+        "--state-dir",
+        state,
+        "-c",
+        str(cfg),
+        "--yes",
+        "--canary",
+        "1",
+        "--pause-after-canary",
+        "--run-id",
+        "ci-7",
+    )
+    assert code == 4, out + err
+    code, out, err = run_cli(
+        capsys,
+        "deploy",
+        "resume",
+        "ci-7",
+        "--approver",
+        "carol",
+        "--state-dir",
+        state,
+        "-c",
+        str(cfg),
+    )
+    assert code == 0, out + err
+    events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("run_start") == 1 and kinds.count("paused") == 1
+    assert kinds.count("run_end") == 1 and kinds[-1] == "run_end"
+    assert {e["correlation_id"] for e in events} == {"ci-7"}
+    resumed = next(e for e in events if e["kind"] == "resumed")
+    assert resumed["approver"] == "carol" and events[-1]["approver"] == "carol"

@@ -1,7 +1,8 @@
 """``mco-py deploy`` end to end: real RabbitMQ, two real HAProxies, four app processes and six
 ``mco-py server`` nodes on 127.0.12.x, under continuous load (tests/orchestrate/lab.py).
 
-The tests share one lab (module scope) and run in order: each deploys the next release.
+The tests share one lab (the session fixture ``lab`` of tests/orchestrate/conftest.py, also
+used by test_deploy_migrations_lab.py) and run in order: each deploys the next release.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,6 @@ from tests.conftest import REPO
 from tests.orchestrate.lab import LBS, NODES, DeployLab, Load
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[DeployLab]:
-    lab = DeployLab()
-    try:
-        yield lab
-    finally:
-        lab.stop()
 
 
 def _journal(lab: DeployLab, out: str) -> list[dict[str, Any]]:

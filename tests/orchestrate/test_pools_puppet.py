@@ -26,11 +26,12 @@ import pytest
 
 from tests.agents_py.lab import free_port
 from tests.conftest import lab_dir
+from tests.orchestrate.subscribers_fixtures import BLOCK
 from tests.release.conftest import MODULES, puppet_errors
 
 pytestmark = pytest.mark.integration
 
-SERVERS = {"web1": "127.0.12.21", "web2": "127.0.12.22", "web3": "127.0.12.23"}
+SERVERS = {"web1": f"{BLOCK}.21", "web2": f"{BLOCK}.22", "web3": f"{BLOCK}.23"}
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -57,7 +58,7 @@ class LB:
         self.dir = root / "haproxy"
         self.socket = root / "admin.sock"
         self.pidfile = root / "haproxy.pid"
-        self.frontend = f"127.0.12.6:{free_port('127.0.12.6')}"
+        self.frontend = f"{BLOCK}.6:{free_port(f'{BLOCK}.6')}"
         self.apps = []
         self.ports = {}
         for name, addr in SERVERS.items():
@@ -89,7 +90,7 @@ class {{ 'haproxy_pools':
   start_command    => '/usr/sbin/haproxy -W -D -p {self.pidfile} -f {cfg}',
   status_command   => '/bin/sh -c "kill -0 $(cat {self.pidfile})"',
   reload_command   => '/bin/sh -c "kill -USR2 $(cat {self.pidfile})"',
-  log_target       => '127.0.12.9:514',
+  log_target       => '{BLOCK}.9:514',
 }}
 """
 

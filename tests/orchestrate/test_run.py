@@ -319,7 +319,11 @@ def test_failed_pre_migration_touches_no_node(tmp_path: Path) -> None:
     result, _, _ = execute(plan_for(migrations=MIGRATE), fleet, tmp_path)
     assert (result.outcome, result.exit_code) == ("failed", 1)
     assert "pre migration failed on web1" in result.reason
-    assert {c[1] for c in fleet.calls} == {"ping", "migrate"}
+    assert {c[1] for c in fleet.calls} == {
+        "ping",
+        "fetch",
+        "migrate",
+    }  # fetch: the command is the release's
 
 
 def test_post_migration_after_the_last_node(tmp_path: Path) -> None:
@@ -357,3 +361,115 @@ def test_journal_torn_last_line_is_ignored(tmp_path: Path) -> None:
         fh.write(b'{"kind": "node_state", "no')
     assert len(read_journal(path)) == n
     assert os.path.getsize(path) > 0
+
+
+PHASED = {
+    "pre": {"command": "bin/migrate-pre", "timeout": 60},
+    "post": {"command": "bin/migrate-post", "timeout": 60, "soak": 45},
+}
+
+
+def test_phased_migrations_pre_before_any_drain_post_after_the_soak(tmp_path: Path) -> None:
+    fleet = FakeFleet(NODES4)
+    plan = plan_for(migrations=PHASED)
+    result, rec, rid = execute(plan, fleet, tmp_path)
+    assert result.outcome == "done"
+    assert fleet.state["migrations"] == [["pre", "web1", "1.1.0"], ["post", "web1", "1.1.0"]]
+    kinds = [
+        (r["kind"], r.get("state"), (r.get("detail") or {}).get("phase"))
+        for r in journal(tmp_path, rid)
+    ]
+    first_drain = kinds.index(("node_state", "drain", None))
+    pre_ok = [
+        i
+        for i, r in enumerate(journal(tmp_path, rid))
+        if r["kind"] == "migration" and r["outcome"] == "ok"
+    ]
+    assert pre_ok[0] < first_drain
+    last_done = max(i for i, k in enumerate(kinds) if k[:2] == ("node_state", "done"))
+    assert pre_ok[1] > last_done
+    recs = journal(tmp_path, rid)
+    done_t = max(r["time"] for r in recs if r["kind"] == "node_state" and r["state"] == "done")
+    post_t = next(
+        r["time"] for r in recs if r["kind"] == "migration" and r["detail"]["phase"] == "post"
+    )
+    assert post_t >= done_t  # the wall clock is real here; the soak is on the fake clock
+    assert result.waited >= 45  # the soak was slept (fake clock)
+
+
+def test_after_pre_a_failing_node_is_not_rolled_back_to_an_incompatible_release(
+    tmp_path: Path,
+) -> None:
+    fleet = FakeFleet(NODES4)
+    fleet.state["bad_versions"] = ["1.1.0"]
+    result, _, rid = execute(plan_for(migrations=PHASED, canary=Size(1)), fleet, tmp_path)
+    assert (result.outcome, result.exit_code) == ("failed", 1)
+    assert not [c for c in fleet.calls if c[1] == "rollback"]
+    assert fleet.node("web1")["current"] == "1.1.0"
+    assert fleet.lb_state("lb1", "web1") == "MAINT"
+    assert result.in_maintenance == ("web1",)
+    why = result.failed["web1"]
+    assert "not rolled back to 1.0.0: the pre migration of shop 1.1.0 ran" in why
+    assert 'rollback_compatible: {"1.1.0": ["1.0.0"]}' in why and "left in maintenance" in why
+    assert node_states(journal(tmp_path, rid), "web1")[-1] == "failed"
+
+
+def test_after_pre_a_compatible_previous_release_is_rolled_back_to(tmp_path: Path) -> None:
+    fleet = FakeFleet(NODES4)
+    fleet.state["bad_versions"] = ["1.1.0"]
+    mig = dict(PHASED, rollback_compatible={"1.1.0": ["1.0.0"]})
+    result, _, _ = execute(plan_for(migrations=mig, canary=Size(1)), fleet, tmp_path)
+    assert (result.outcome, result.exit_code) == ("failed", 1)
+    assert [c[3] for c in fleet.calls if c[1] == "rollback"] == [["web1"]]
+    assert fleet.node("web1")["current"] == "1.0.0" and fleet.lb_state("lb1", "web1") == "UP"
+
+
+def test_rollback_on_failure_refused_after_pre_keeps_the_done_nodes(tmp_path: Path) -> None:
+    fleet = FakeFleet(NODES4)
+    fleet.node("web3")["bad"] = ["1.1.0"]
+    result, _, _ = execute(plan_for(migrations=PHASED, rollback_on_failure=True), fleet, tmp_path)
+    assert (result.outcome, result.exit_code) == ("failed", 1)
+    assert "the done nodes were not rolled back" in result.reason
+    assert [fleet.node(n)["current"] for n in ("web1", "web2")] == ["1.1.0", "1.1.0"]
+    assert fleet.lb_state("lb1", "web1") == "UP" and fleet.lb_state("lb1", "web2") == "UP"
+
+
+def test_event_contract_for_the_subscribers(tmp_path: Path) -> None:
+    """What issue 13's subscribers read is what the driver fires."""
+    from mcollective_py.orchestrate.subscribers.graphite import metric_lines
+    from mcollective_py.orchestrate.subscribers.runview import fold
+
+    fleet = FakeFleet(NODES4, ("lb1", "lb2"))
+    result, rec, _ = execute(plan_for(lbs=("lb1", "lb2"), migrations=PHASED), fleet, tmp_path)
+    assert result.outcome == "done"
+    ev = rec.events
+    start = next(e for e in ev if e.kind == "run_start")
+    assert start.detail["nodes"] == NODES4
+    assert all(isinstance(e.detail["nodes"], list) for e in ev if e.kind == "step_start")
+    mig = [e for e in ev if e.kind == "migration" and e.outcome != "started"]
+    assert [(e.detail["phase"], e.outcome, e.node) for e in mig] == [
+        ("pre", "ok", "web1"),
+        ("post", "ok", "web1"),
+    ]
+    assert all(e.duration is not None and "output" in e.detail for e in mig)
+    cap = [e for e in ev if e.kind == "capacity"]
+    assert cap and all(
+        e.lb and {"backend", "online", "floor", "total"} <= set(e.detail) for e in cap
+    )
+    gates = [e for e in ev if e.kind == "gate"]
+    assert gates and all({"check", "output"} <= set(e.detail) for e in gates)
+    finals = [e for e in ev if e.kind == "node_state" and e.state == "done"]
+    assert len(finals) == 4 and all(e.duration is not None for e in finals)
+    assert all(e.duration is not None for e in ev if e.kind in ("step_end", "run_end"))
+    view = fold(ev)
+    assert [(m.detail["phase"], m.outcome) for m in view.migrations] == [
+        ("pre", "ok"),
+        ("post", "ok"),
+    ]
+    counts: dict[str, int] = {}
+    lines = [line for e in ev for line in metric_lines(e, "deploys", counts)]
+    paths = {line.split()[0] for line in lines}
+    assert "deploys.shop.lab.node.web1.drain_seconds" in paths
+    assert "deploys.shop.lab.migration.pre.duration" in paths
+    assert "deploys.shop.lab.run.duration" in paths
+    assert [line.split()[1] for line in lines if ".nodes.done " in line] == ["1", "2", "3", "4"]

@@ -492,8 +492,8 @@ def test_the_report_command_writes_the_page_and_junit(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     args = _args(
         RUN,
-        "--runs-dir",
-        str(runs),
+        "--state-dir",
+        str(tmp_path),
         "-o",
         str(tmp_path / "report.html"),
         "--junit",
@@ -513,7 +513,7 @@ def test_the_report_command_writes_the_page_and_junit(tmp_path: Path) -> None:
 def test_the_report_command_refuses_unknown_runs_and_writes_nothing(tmp_path: Path) -> None:
     term = Terminal(io.StringIO(), io.StringIO())
     with pytest.raises(UsageError, match=r"\Ano journal for run 'r1': .*r1\.jsonl does not exist"):
-        report_cli(_args("r1", "--runs-dir", str(tmp_path), "-o", str(tmp_path / "x.html")), term)
+        report_cli(_args("r1", "--state-dir", str(tmp_path), "-o", str(tmp_path / "x.html")), term)
     bad = tmp_path / "not-a-journal.jsonl"
     bad.write_text('{"hello": 1}\n')
     with pytest.raises(UsageError, match=r"holds no deploy events \(1 other lines\)"):

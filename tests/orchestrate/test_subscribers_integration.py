@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
-import subprocess
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +33,10 @@ from tests.orchestrate.subscribers_fixtures import (
     JOURNALS,
     Carbon,
     Nagios,
+    chromium,
+    count_pixels,
     journal,
+    png_pixels,
     shifted,
 )
 
@@ -171,99 +171,22 @@ def test_a_deploy_run_produces_every_record(tmp_path: Path, carbon: Carbon, nagi
     assert 'class="errors"' in (tmp_path / "out" / f"{RUN}.html").read_text()
 
 
-# ---------------------------------------------------------------------------- Chromium
-
-
-def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
-    """(width, height, rows of RGB(A) bytes) of an 8-bit, non-interlaced PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width = 8, b"", 0
-    height = channels = 0
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and body[12] == 0, "8-bit, non-interlaced"
-            channels = {2: 3, 6: 4}[color]
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * channels
-    rows: list[bytes] = []
-    prev = bytearray(stride)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - channels] if i >= channels else 0
-            b = prev[i]
-            c = prev[i - channels] if i >= channels else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + pred) & 255
-        rows.append(bytes(line))
-        prev = line
-    return width, height, [bytes(r[i] for i in range(len(r)) if i % channels < 3) for r in rows]
-
-
-def _count(rows: list[bytes], rgb: tuple[int, int, int], tolerance: int = 12) -> int:
-    n = 0
-    for row in rows:
-        for i in range(0, len(row), 3):
-            if all(abs(row[i + k] - rgb[k]) <= tolerance for k in range(3)):
-                n += 1
-    return n
-
-
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium is not installed (scripts/setup)"
-    return subprocess.run(
-        [
-            exe,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            # the page must fetch nothing: any request would go to a dead proxy and fail
-            "--proxy-server=127.0.13.1:9",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_report_renders_in_chromium_with_a_visible_timeline(tmp_path: Path) -> None:
     samples = read_load_samples((JOURNALS / "gate_fails_in_step2.load.csv").read_text())
     page = tmp_path / "report.html"
     page.write_text(render_report(journal("gate_fails_in_step2"), samples))
-    dom = _chromium("--dump-dom", page.as_uri())
+    dom = chromium("--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert '<svg class="timeline"' in dom.stdout
     assert dom.stdout.count('class="capacity"') == 2
     shot = tmp_path / "report.png"
-    result = _chromium(f"--screenshot={shot}", "--window-size=1200,1100", page.as_uri())
+    result = chromium(f"--screenshot={shot}", "--window-size=1200,1100", page.as_uri())
     assert result.returncode == 0, result.stderr[-2000:]
-    width, height, rows = _png_pixels(shot.read_bytes())
+    width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (1200, 1100)
     timeline = rows[150:700]  # the timeline sits under the title and the legend
-    assert _count(timeline, (0x00, 0x69, 0x5C)) > 500  # capacity lines (teal)
-    assert _count(timeline, (0xF9, 0xA8, 0x25)) > 200  # nodes out of the pool (amber)
-    assert _count(timeline, (0x2E, 0x7D, 0x32)) > 200  # nodes done (green)
-    assert _count(timeline, (0x15, 0x65, 0xC0)) > 200  # requests (blue)
-    assert _count(timeline, (0xC6, 0x28, 0x28)) > 100  # errors, failure marker (red)
+    assert count_pixels(timeline, (0x00, 0x69, 0x5C)) > 500  # capacity lines (teal)
+    assert count_pixels(timeline, (0xF9, 0xA8, 0x25)) > 200  # nodes out of the pool (amber)
+    assert count_pixels(timeline, (0x2E, 0x7D, 0x32)) > 200  # nodes done (green)
+    assert count_pixels(timeline, (0x15, 0x65, 0xC0)) > 200  # requests (blue)
+    assert count_pixels(timeline, (0xC6, 0x28, 0x28)) > 100  # errors, failure marker (red)

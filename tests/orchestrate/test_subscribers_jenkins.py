@@ -5,7 +5,6 @@ syntax error fails the check."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -16,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from mcollective_py.cli.deploy_report import register_report
+from mcollective_py.cli.deploy import normalize_argv
 from mcollective_py.cli.main import build_parser
+from mcollective_py.orchestrate.journal import check_run_id
 
 pytestmark = pytest.mark.integration
 
@@ -108,12 +108,26 @@ def test_junit_is_published_and_reports_are_archived(calls: list[dict[str, Any]]
     assert "reports/shop-1.5.0-staging-42.html" in archived and "reports/*.html" in archived
     reports = [s for s in _shell(calls) if "deploy report" in s]
     assert len(reports) == 2
-    parser = argparse.ArgumentParser(prog="mco-py deploy")
-    register_report(parser.add_subparsers(dest="deploy_command"))
     for line in reports:
         words = shlex.split(line.split("&&")[1].split("||")[0])
-        args = parser.parse_args(words[2:])  # our own report command accepts the line
+        args = build_parser().parse_args(words[1:])  # `mco-py deploy report` takes the line
         assert args.junit and args.junit.endswith(".xml") and args.output.endswith(".html")
+
+
+def test_every_deploy_line_uses_flags_the_driver_has(calls: list[dict[str, Any]]) -> None:
+    """Each ``mco-py deploy`` line goes through the real argument parser (an unknown flag
+    exits 2 there), and each run names its run with an id ``--run-id`` accepts."""
+    lines = [s for s in _shell(calls) if s.startswith("mco-py deploy")]
+    assert [shlex.split(s)[2] for s in lines] == ["plan", "plan", "run", "run", "resume"]
+    for line in lines:
+        args = build_parser().parse_args(normalize_argv(shlex.split(line)[1:]))
+        if args.deploy_command == "run":
+            assert check_run_id(args.run_id, chosen=True) == args.run_id
+    runs = [build_parser().parse_args(shlex.split(s)[1:]) for s in lines if " run " in s]
+    assert [(a.run_id, a.pause_after_canary) for a in runs] == [
+        ("shop-1.5.0-staging-42", False),
+        ("shop-1.5.0-production-42", True),
+    ]
 
 
 def test_the_release_render_lines_are_valid_mco_py_commands(calls: list[dict[str, Any]]) -> None:

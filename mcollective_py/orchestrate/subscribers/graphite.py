@@ -11,8 +11,10 @@ Metric paths, under ``<prefix>.<service>.<environment>`` (each component reduced
 ``run.outcome.<outcome>``           1 at the end (done, failed, rolled_back, aborted)
 ``step.<canary|step_N>.duration``   seconds, when the step ends
 ``nodes.done`` / ``nodes.failed``   how many nodes so far, when a node finishes
-``node.<node>.drain_seconds``       how long the node took to drain (per LB event)
-``migration.<phase>.duration``      seconds of a migration phase
+``node.<node>.drain_seconds``       how long the node took to drain (from ``drain`` to the
+                                    node's next state; or a drain event's own ``duration``)
+``migration.<phase>.duration``      seconds of a migration phase (its ok|failed event; the
+                                    ``started`` event the driver fires first has none)
 ==================================  ===========================================================
 
 Timestamps are the events' own (whole seconds).  Sending is best effort and never blocks a
@@ -59,9 +61,17 @@ def metric_lines(event: DeployEvent, prefix: str, counts: dict[str, int]) -> lis
         name = "canary" if event.step == 0 else f"step_{event.step}"
         put(f"step.{name}.duration", round(event.duration, 3))
     elif event.kind == "node_state" and event.node:
+        drained_at = counts.pop(f"drain:{event.node}", None)
         if event.state == "drain" and event.duration is not None:
             put(f"node.{component(event.node)}.drain_seconds", round(event.duration, 3))
-        elif event.state in ("done", "failed", "rolled_back"):
+        elif event.state == "drain":
+            # the driver announces a drain before it happens (write-ahead): its length is the
+            # time to the node's next state (activate, or failed when the deadline hit)
+            counts[f"drain:{event.node}"] = int(event.time * 1000)
+        elif drained_at is not None:
+            seconds = max(0.0, event.time - drained_at / 1000)
+            put(f"node.{component(event.node)}.drain_seconds", round(seconds, 3))
+        if event.state in ("done", "failed", "rolled_back"):
             key = "done" if event.state == "done" else "failed"
             if f"node:{event.node}" not in counts:  # failed, then rolled back: one node
                 counts[f"node:{event.node}"] = 1

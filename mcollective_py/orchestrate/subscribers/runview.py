@@ -111,7 +111,14 @@ def fold(events: Iterable[DeployEvent]) -> RunView:
         elif e.kind == "run_end":
             view.outcome = e.outcome
         elif e.kind == "migration":
-            view.migrations.append(e)
+            # the driver fires a phase twice (started, then ok|failed): one entry per phase,
+            # the latest word on it ("started" alone: the run was cut off during it)
+            phase = e.detail.get("phase")
+            same = [i for i, m in enumerate(view.migrations) if m.detail.get("phase") == phase]
+            if same and view.migrations[same[-1]].outcome == "started":
+                view.migrations[same[-1]] = e
+            else:
+                view.migrations.append(e)
         elif e.kind == "capacity":
             view.capacity.append(e)
         elif e.kind in ("paused", "resumed"):
