@@ -1,8 +1,8 @@
 """The one rule for what is secret, and how it is hidden, wherever text leaves the process.
 
 Used by ``config show`` and ``rpcutil get_config_item`` (:meth:`Config.redacted`), the audit
-log (:func:`redact`), the node's log lines and tracebacks (:class:`LogFilter`) and agent
-replies that quote settings or URLs (:func:`mask_text`).
+log (:func:`redact`), the log lines and tracebacks of the node and of the ``mco-py`` client
+(:class:`LogFilter`) and agent replies that quote settings or URLs (:func:`mask_text`).
 
 * A **key** is secret when its name contains ``password``, ``passwd``, ``passphrase``,
   ``passcode``, ``token``, ``secret``, ``psk``, ``key`` or ``private`` (any case, anywhere in
