@@ -18,11 +18,8 @@ NODE = "stats-" + "a" * 40  # (a|aa)+R explores ~fib(40) paths against this iden
 @pytest.fixture(scope="module")
 def node() -> Iterator[PythonFleet]:
     f = PythonFleet(lab_dir("daemon-stats"), ns_vhost("mco-py-stats"), [NODE])
-    try:
-        f.up()
+    with f:
         yield f
-    finally:
-        f.down()
 
 
 def _regex_timeouts(fleet: PythonFleet) -> int:
