@@ -22,18 +22,8 @@ import pytest
 from mcollective_py.errors import InvalidCallerId
 from mcollective_py.message import new_requestid
 from mcollective_py.security.psk import PskSecurity
-from tests.conftest import (
-    PSK,
-    REPO,
-    VECTORS,
-    PythonFleet,
-    lab_dir,
-    ns_vhost,
-    run_mco_py,
-    ssl_client_cfg,
-    ssl_keys,
-    ssl_node_cfg,
-)
+from tests import conftest
+from tests.conftest import PSK, REPO, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 from tests.hostile.wire import rewrite_envelope, rpc_request, wait_for_log, wire
 
 pytestmark = pytest.mark.integration
@@ -78,10 +68,10 @@ def psk_node() -> Iterator[PythonFleet]:
 @pytest.fixture(scope="module")
 def ssl_node() -> Iterator[tuple[PythonFleet, Path]]:
     root = lab_dir("cbssl")
-    keys = ssl_keys(root)
+    keys = conftest.ssl_keys(root)
     shutil.copy(keys / "intruder.pem", keys / "clients" / "admin.pem")  # a second, real caller
-    fleet = _guarded("cbssl", ssl_node_cfg(keys), SSL_POLICY, root)
-    fleet.client_cfg.write_text(ssl_client_cfg(fleet.client_cfg.read_text(), keys))
+    fleet = _guarded("cbssl", conftest.ssl_node_cfg(keys), SSL_POLICY, root)
+    fleet.client_cfg.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys))
     with fleet:
         yield fleet, keys
 

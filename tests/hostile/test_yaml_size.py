@@ -13,17 +13,8 @@ import pytest
 from mcollective_py.errors import SerializationError
 from mcollective_py.security.psk import PskSecurity
 from mcollective_py.serializers import YAML
-from tests.conftest import (
-    PSK,
-    VECTORS,
-    PythonFleet,
-    lab_dir,
-    ns_vhost,
-    run_mco_py,
-    ssl_client_cfg,
-    ssl_keys,
-    ssl_node_cfg,
-)
+from tests import conftest
+from tests.conftest import PSK, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 from tests.hostile.wire import wait_for_log, wire
 
 KEYS = VECTORS / "ssl-marshal" / "keys"
@@ -64,10 +55,10 @@ def test_every_serializer_is_capped_before_decoding() -> None:
 @pytest.fixture(scope="module")
 def yaml_node() -> Iterator[PythonFleet]:
     root = lab_dir("declimyaml")
-    keys = ssl_keys(root)
-    ssl = ssl_node_cfg(keys, "yaml")
+    keys = conftest.ssl_keys(root)
+    ssl = conftest.ssl_node_cfg(keys, "yaml")
     fleet = PythonFleet(root, ns_vhost("mco-py-declimyaml"), ["dly1"], extra_cfg=ssl)
-    fleet.client_cfg.write_text(ssl_client_cfg(fleet.client_cfg.read_text(), keys, "yaml"))
+    fleet.client_cfg.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys, "yaml"))
     with fleet:
         yield fleet
 

@@ -16,19 +16,8 @@ import pytest
 from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCRequest
 from mcollective_py.security.psk import PskSecurity
-from tests.conftest import (
-    PSK,
-    REPO,
-    TEST_ROOT,
-    VECTORS,
-    PythonFleet,
-    lab_dir,
-    ns_vhost,
-    run_mco_py,
-    ssl_client_cfg,
-    ssl_keys,
-    ssl_node_cfg,
-)
+from tests import conftest
+from tests.conftest import PSK, REPO, TEST_ROOT, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 
 pytestmark = pytest.mark.integration
 KEYS = VECTORS / "ssl-marshal" / "keys"  # the lab's published throwaway keys
@@ -49,12 +38,12 @@ def _mco(
 @pytest.fixture(scope="module")
 def ssl_node() -> Iterator[tuple[PythonFleet, Path]]:
     root = lab_dir("ssl-node")
-    keys = ssl_keys(root)
+    keys = conftest.ssl_keys(root)
     fleet = PythonFleet(
-        root, ns_vhost("mco-py-sslnode"), ["sslnode1"], extra_cfg=ssl_node_cfg(keys)
+        root, ns_vhost("mco-py-sslnode"), ["sslnode1"], extra_cfg=conftest.ssl_node_cfg(keys)
     )
     client = root / "ssl-client.cfg"
-    client.write_text(ssl_client_cfg(fleet.client_cfg.read_text(), keys))
+    client.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys))
     fleet.client_cfg.write_text(client.read_text())  # the fleet's readiness ping must use ssl too
     with fleet:
         yield fleet, keys
