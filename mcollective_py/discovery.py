@@ -9,7 +9,9 @@
   node answered for the quiet period (``--discovery-quiet``); one :func:`exchange.exchange`.
 * :class:`NodeList` — ``flatfile`` (``--nodes FILE``) and ``stdin`` (text or JSON):
   a given list, narrowed by identity filters the Ruby way (each regex greps the list, exact
-  names are appended).  Other filter kinds are refused, as Ruby refuses them.
+  names are appended).  Other filter kinds are refused, as Ruby refuses them.  The regexes
+  are Ruby's (``ruby.regex``: Onigmo semantics, a time budget per match), never Python's
+  :mod:`re`.
 
 Pure parsing helpers (:func:`parse_node_lines`, :func:`parse_node_json`) are separate so
 they can be tested with golden data.
@@ -18,17 +20,18 @@ they can be tested with golden data.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from .connectors.base import Connector, Target
-from .errors import UsageError
+from .errors import RegexTimeout, UsageError
 from .exchange import Collected, ExchangeHooks, Until, exchange
 from .filter import Filter
 from .message import IDENTITY_RE, Reply, Request, new_requestid
+from .ruby.regex import RubyPattern, RubyRegexError, compile_ruby_regex
+from .rubytypes import Regexp
 from .security.base import SecurityProvider
 
 
@@ -105,12 +108,30 @@ def parse_stdin(text: str, fmt: str = "auto") -> tuple[str, ...]:
     raise UsageError(f"unknown stdin discovery format {fmt!r}; use auto, text or json")
 
 
+#: Ruby's ``identity.match("^/")``: an entry with a line starting with ``/`` is a regex.
+_REGEX_ENTRY = compile_ruby_regex("^/")
+
+
+def _identity_regex(ident: str | Regexp) -> RubyPattern:
+    """The Ruby regex of a ``/.../`` identity entry (every ``/`` removed, as Ruby's
+    ``gsub("/", "")``) or of a Regexp entry; UsageError for one that does not compile."""
+    source, options = (
+        (ident.replace("/", ""), 0) if isinstance(ident, str) else (ident.source, ident.options)
+    )
+    try:
+        return compile_ruby_regex(source, options)
+    except RubyRegexError as exc:
+        raise UsageError(f"identity filter {ident!r} is not a valid regex: {exc}") from None
+
+
 def narrow_by_identity(nodes: Sequence[str], flt: Filter, method: str) -> tuple[str, ...]:
     """Apply a filter to a given node list exactly as Ruby's flatfile/stdin methods do.
 
     Class and fact filters are refused (UsageError).  With no identity filter the whole list
     is the answer.  Otherwise, entry by entry: a ``/regex/`` entry *replaces* the result with
-    the list's matches; a literal entry is appended if the list holds it.
+    the list's matches; a literal entry is appended if the list holds it.  Regexes have
+    Ruby's semantics and the time budget of :mod:`mcollective_py.ruby.regex`; a bad one, or
+    one that runs out of time on a node name, is a UsageError naming the entry.
     """
     for kind, present in (("class", flt.cf_class), ("fact", flt.fact)):
         if present:
@@ -122,16 +143,17 @@ def narrow_by_identity(nodes: Sequence[str], flt: Filter, method: str) -> tuple[
         return tuple(nodes)
     result: list[str] = []
     for ident in flt.identity:
-        if isinstance(ident, str) and not ident.startswith("/"):
+        if isinstance(ident, str) and _REGEX_ENTRY.search(ident) is None:
             if ident in nodes:
                 result.append(ident)
             continue
-        pattern = ident.replace("/", "") if isinstance(ident, str) else ident.source
+        rx = _identity_regex(ident)
         try:
-            rx = re.compile(pattern)
-        except re.error as exc:
-            raise UsageError(f"identity filter {ident!r} is not a valid regex: {exc}") from None
-        result = [n for n in nodes if rx.search(n)]
+            result = [n for n in nodes if rx.search(n) is not None]
+        except RegexTimeout as exc:
+            raise UsageError(
+                f"identity filter {ident!r} could not be matched against the {method} list: {exc}"
+            ) from None
     return _uniq(result)
 
 

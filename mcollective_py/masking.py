@@ -1,8 +1,8 @@
 """The one rule for what is secret, and how it is hidden, wherever text leaves the process.
 
 Used by ``config show`` and ``rpcutil get_config_item`` (:meth:`Config.redacted`), the audit
-log (:func:`redact`), the node's log lines and tracebacks (:class:`LogFilter`) and agent
-replies that quote settings or URLs (:func:`mask_text`).
+log (:func:`redact`), the log lines and tracebacks of the node and of the ``mco-py`` client
+(:class:`LogFilter`) and agent replies that quote settings or URLs (:func:`mask_text`).
 
 * A **key** is secret when its name contains ``password``, ``passwd``, ``passphrase``,
   ``passcode``, ``token``, ``secret``, ``psk``, ``key`` or ``private`` (any case, anywhere in
@@ -36,6 +36,8 @@ __all__ = [
 
 MASK = "********"
 REDACTED = "[REDACTED]"
+#: How deep :func:`redact` walks (the Marshal decoder allows 64 levels).
+MAX_DEPTH = 200
 _WORDS = "password|passwd|passphrase|passcode|token|secret|psk|key|private"
 SECRET_KEY = re.compile(rf"({_WORDS})", re.IGNORECASE)
 #: scheme://userinfo@ : userinfo is everything up to the last '@' before the host part
@@ -76,25 +78,48 @@ def mask_value(key: str, value: str) -> str:
     return mask_url(value)
 
 
-def redact(value: Any, extra: Iterable[str] = ()) -> Any:
+def redact(
+    value: Any, extra: Iterable[str] = (), *, max_nodes: int | None = None, cut: Any = None
+) -> Any:
     """``value`` with the values of secret keys (and of keys named in ``extra``, exactly, any
-    case) replaced by ``[REDACTED]`` at any depth, and URL user-info masked in strings."""
-    names = frozenset(k.strip().lower() for k in extra if k.strip())
+    case) replaced by ``[REDACTED]`` at any depth, and URL user-info masked in strings.
 
-    def walk(v: Any) -> Any:
+    The walk visits each container once: one reached again (a shared reference, as Marshal
+    links make: ``x = [x, x]`` twenty deep) is redacted once and its copy is shared the same
+    way, and a cycle stays a cycle.  So the cost is linear in the distinct values, never in
+    the expanded size; what renders the copy (``ruby.inspect``) stops at its own budget.
+    With ``max_nodes``, at most that many values are visited; each value past it, and each
+    value nested deeper than :data:`MAX_DEPTH`, is replaced by ``cut`` (so a caller can mark
+    the cut)."""
+    names = frozenset(k.strip().lower() for k in extra if k.strip())
+    copies: dict[int, Any] = {}
+    visited = 0
+
+    def walk(v: Any, depth: int) -> Any:
+        nonlocal visited
+        if isinstance(v, (Mapping, list, tuple)) and id(v) in copies:
+            return copies[id(v)]
+        visited += 1
+        if depth > MAX_DEPTH or (max_nodes is not None and visited > max_nodes):
+            return cut
         if isinstance(v, Mapping):
-            return {
-                k: REDACTED if is_secret_key(str(k)) or str(k).lower() in names else walk(x)
-                for k, x in v.items()
-            }
+            mapping: dict[Any, Any] = {}
+            copies[id(v)] = mapping
+            for k, x in v.items():
+                hidden = is_secret_key(str(k)) or str(k).lower() in names
+                mapping[k] = REDACTED if hidden else walk(x, depth + 1)
+            return mapping
         if isinstance(v, (list, tuple)):
-            return [walk(x) for x in v]
+            items: list[Any] = []
+            copies[id(v)] = items
+            items.extend(walk(x, depth + 1) for x in v)
+            return items
         if isinstance(v, str) and "@" in v:
             masked = mask_url(v)
             return v if masked == v else masked
         return v
 
-    return walk(value)
+    return walk(value, 0)
 
 
 class LogFilter(logging.Filter):

@@ -162,6 +162,41 @@ def client_cfg_text(vhost: str, libdir: str = "") -> str:
     )
 
 
+#: The lab's published throwaway ssl keys: server pair, lab client pair, ``clients/`` certs.
+SSL_KEYS = VECTORS / "ssl-marshal" / "keys"
+
+
+def ssl_keys(root: Path) -> Path:
+    """A fresh copy of :data:`SSL_KEYS` in ``root/keys``."""
+    keys = root / "keys"
+    if keys.exists():
+        shutil.rmtree(keys)
+    shutil.copytree(SSL_KEYS, keys)
+    return keys
+
+
+def ssl_node_cfg(keys: Path, serializer: str = "marshal") -> str:
+    """The server.cfg lines of an ssl node with the key pair and client certs in ``keys``."""
+    return (
+        f"securityprovider = ssl\nplugin.ssl_serializer = {serializer}\n"
+        f"plugin.ssl_server_private = {keys}/server-private.pem\n"
+        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
+        f"plugin.ssl_client_cert_dir = {keys}/clients\n"
+    )
+
+
+def ssl_client_cfg(psk_cfg: str, keys: Path, serializer: str = "marshal") -> str:
+    """A psk client.cfg (as :func:`client_cfg_text` writes it) made an ssl client with the
+    lab client's key pair in ``keys``."""
+    return (
+        psk_cfg.replace("securityprovider = psk\n", "").replace(f"plugin.psk = {PSK}\n", "")
+        + f"securityprovider = ssl\nplugin.ssl_serializer = {serializer}\n"
+        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
+        f"plugin.ssl_client_private = {keys}/lab-client-private.pem\n"
+        f"plugin.ssl_client_public = {keys}/lab-client.pem\n"
+    )
+
+
 class PythonFleet:
     """``mco-py server`` processes named like ruby-fleet's nodes (same facts and classes)."""
 
@@ -243,6 +278,19 @@ class PythonFleet:
     def pid(self, name: str) -> int:
         return self.procs[name].pid
 
+    def __enter__(self) -> PythonFleet:
+        """``with fleet:`` starts every node and waits until they answer; whatever happens
+        (a node that does not come up included), they are stopped again at the end."""
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
     def down(self) -> None:
         for p in self.procs.values():
             if p.poll() is None:
@@ -261,11 +309,8 @@ def python_fleet() -> Iterator[PythonFleet]:
     fleet = PythonFleet(
         lab_dir("py-fleet"), ns_vhost("mco-py-pyfleet"), ["node1", "node2", "node3"]
     )
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

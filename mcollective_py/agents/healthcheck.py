@@ -55,9 +55,17 @@ from ..ddl import AgentDDL
 from ..errors import RegexTimeout
 from ..masking import mask_text, mask_url
 from ..ruby.regex import RubyRegexError, compile_ruby_regex
-from ..server.agent import Aborted, ActionRequest, Agent, AgentContext, InvalidData, Reply, action
+from ..server.agent import (
+    Aborted,
+    ActionRequest,
+    Agent,
+    AgentContext,
+    AgentSettings,
+    InvalidData,
+    Reply,
+    action,
+)
 from . import process
-from .inputs import arg
 from .releases import LayoutError, ReleaseLayout
 from .testresults import TestResultsError, parse_test_results
 
@@ -218,6 +226,7 @@ class Healthcheck(Agent):
     """Health checks; see the module docstring for the contract."""
 
     name = "healthcheck"
+    defaults = {"command_path": DEFAULT_COMMAND_PATH, "smoke_command": DEFAULT_SMOKE_COMMAND}
 
     def __init__(self, ddl: AgentDDL, context: AgentContext | None = None) -> None:
         super().__init__(ddl, context)
@@ -227,18 +236,12 @@ class Healthcheck(Agent):
 
     # ------------------------------------------------------------------ settings
 
-    def setting(
-        self, key: str, service: str | None = None, default: str | None = None
-    ) -> str | None:
-        """``plugin.healthcheck.<service>.<key>``, else ``plugin.healthcheck.<key>``."""
-        if service and self.settings.get(f"{service}.{key}"):
-            return self.settings[f"{service}.{key}"]
-        return self.settings.get(key) or default
-
     def release_root(self) -> str:
+        """``plugin.healthcheck.root``, else ``plugin.deploy.root`` (the deploy agent's own
+        setting, so both agents see one layout), else ``/opt/releases``."""
         return (
-            self.settings.get("root")
-            or self.context.settings.get("plugin.deploy.root")
+            self.settings.configured("root")
+            or AgentSettings("deploy", self.context.settings).configured("root")
             or DEFAULT_ROOT
         )
 
@@ -248,9 +251,9 @@ class Healthcheck(Agent):
         self, req: ActionRequest, reply: Reply, once: Callable[[float], Outcome]
     ) -> Outcome:
         """Run ``once`` until it passes or the retries are used up; fill the common outputs."""
-        timeout = float(arg(self.ddl, req, "timeout"))
-        retries = int(arg(self.ddl, req, "retries") or 0)
-        first = float(arg(self.ddl, req, "retry_delay") or 0)
+        timeout = float(req.data["timeout"])
+        retries = int(req.data["retries"])
+        first = float(req.data["retry_delay"])
         if timeout <= 0:
             raise InvalidData(f"timeout must be more than 0 seconds, got {timeout:g}")
         self._check_timeout(timeout)
@@ -283,7 +286,7 @@ class Healthcheck(Agent):
 
     def _check_url(self, url: str, service: str | None = None) -> None:
         """Aborted unless a request may make this node GET ``url`` (see :func:`url_allowed`)."""
-        allow = [p.strip() for p in (self.setting("http_allow", service) or "").split(",")]
+        allow = [p.strip() for p in self.settings.text("http_allow", service).split(",")]
         problem = url_allowed(url, [p for p in allow if p], node_addresses(), _resolve)
         if problem is not None:
             raise Aborted(f"refusing to fetch {problem}")
@@ -336,11 +339,11 @@ class Healthcheck(Agent):
         """GET the URL; status, then body text / regex / JSON field as asked."""
         url = str(req.data["url"])
         self._check_url(url)
-        expect = int(arg(self.ddl, req, "expect_status"))
-        contains = arg(self.ddl, req, "contains")
-        pattern = arg(self.ddl, req, "body_regex")
-        field_path = arg(self.ddl, req, "json_field")
-        wanted = arg(self.ddl, req, "json_value")
+        expect = int(req.data["expect_status"])
+        contains = req.data["contains"]
+        pattern = req.data["body_regex"]
+        field_path = req.data["json_field"]
+        wanted = req.data["json_value"]
         try:  # a Ruby regex, matched with a time budget: a sender's pattern cannot stall us
             regex = compile_ruby_regex(pattern) if pattern else None
         except RubyRegexError as exc:
@@ -433,8 +436,8 @@ class Healthcheck(Agent):
     def command(self, req: ActionRequest, reply: Reply) -> None:
         """Run an allowed program with its arguments (no shell); compare the exit code."""
         text = str(req.data["command"])
-        expect = int(arg(self.ddl, req, "expect_exit"))
-        timeout = float(arg(self.ddl, req, "timeout"))
+        expect = int(req.data["expect_exit"])
+        timeout = float(req.data["timeout"])
         self._check_timeout(timeout)
         try:
             argv = shlex.split(text)
@@ -442,7 +445,7 @@ class Healthcheck(Agent):
             raise InvalidData(f"command {text!r} cannot be split into arguments: {exc}") from None
         if not argv:
             raise InvalidData("command is empty")
-        allowed = (self.setting("command_path") or DEFAULT_COMMAND_PATH).split(":")
+        allowed = self.settings.text("command_path").split(":")
         try:
             program = resolve_program(argv[0], allowed)
         except ValueError as exc:
@@ -478,16 +481,14 @@ class Healthcheck(Agent):
     def smoke(self, req: ActionRequest, reply: Reply) -> None:
         """Run the smoke test in the current release directory; read its JUnit report."""
         service = str(req.data["service"])
-        timeout = float(arg(self.ddl, req, "timeout"))
+        timeout = float(req.data["timeout"])
         layout, current = self._current(service)
         reply["version"] = current
-        wanted = arg(self.ddl, req, "version")
+        wanted = req.data["version"]
         if wanted is not None and wanted != current:
             raise Aborted(f"the current release of {service} is {current}, not {wanted}")
         release = layout.release_dir(current).resolve()
-        template = (
-            self.setting("smoke_command", service, DEFAULT_SMOKE_COMMAND) or DEFAULT_SMOKE_COMMAND
-        )
+        template = self.settings.text("smoke_command", service)
         start = self.clock()
         with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
             junit = Path(scratch) / "junit.xml"
@@ -560,14 +561,14 @@ class Healthcheck(Agent):
     def service(self, req: ActionRequest, reply: Reply) -> None:
         """GET the version endpoint until it answers the expected version (or retries end)."""
         service = str(req.data["service"])
-        expected = arg(self.ddl, req, "version")
+        expected = req.data["version"]
         if expected is None:
             expected = self._current(service)[1]
         reply["expected_version"] = expected
-        url = arg(self.ddl, req, "url")
+        url = req.data["url"]
         if url:
             self._check_url(str(url), service)
-        url = url or self.setting("version_url", service)
+        url = url or self.settings.configured("version_url", service)
         if not url:
             raise Aborted(
                 f"no version URL for {service}: pass url=..., or set plugin.healthcheck.version_url "
@@ -575,7 +576,7 @@ class Healthcheck(Agent):
             )
         url = expand(url, {"service": service})
         shown = mask_url(url)
-        field_path = str(arg(self.ddl, req, "json_field"))
+        field_path = str(req.data["json_field"])
 
         def once(timeout: float) -> Outcome:
             resp, body, problem = self._get(url, timeout)

@@ -7,6 +7,7 @@ muscle memory and scripts carry over.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -15,11 +16,41 @@ from typing import IO, TYPE_CHECKING, Any
 from .. import config as config_mod
 from ..config import Config
 from ..errors import UsageError
+from ..masking import LogFilter
 
 if TYPE_CHECKING:  # imported where used: start-up of every command stays light
     from ..client import CallOptions, Client, ClientEvents
     from ..connectors.base import Connector
     from ..filter import Filter
+
+
+class ClientLogHandler(logging.StreamHandler):
+    """``mco-py``'s own log handler: one line per record on stderr, every record (message
+    and traceback) passed through :class:`..masking.LogFilter` first, so ``--debug`` never
+    prints a psk, a password or a URL's user-info."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self.setFormatter(logging.Formatter("mco-py: %(levelname)s %(name)s: %(message)s"))
+        self.addFilter(LogFilter())
+
+
+def setup_logging(debug: bool, stream: IO[str] | None = None) -> ClientLogHandler | None:
+    """Log to ``stream`` (stderr) at WARNING, or DEBUG with ``--debug`` (pika at INFO then),
+    through :class:`ClientLogHandler`.  A handler of an earlier call is replaced; when the
+    root logger has other handlers (an embedding program's), they are left alone and none
+    is added (as :func:`logging.basicConfig` does).  Returns the handler added, if any."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, ClientLogHandler)]:
+        root.removeHandler(old)
+    handler = None
+    if not root.handlers:
+        handler = ClientLogHandler(stream if stream is not None else sys.stderr)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if debug:
+        logging.getLogger("pika").setLevel(logging.INFO)
+    return handler
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:

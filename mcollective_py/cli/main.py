@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import MCollectiveError
-from .common import Terminal
+from .common import Terminal, setup_logging
 
 #: The command modules under ``mcollective_py.cli``, by name; each has ``register(sub)``.
 #: Only the module of the command being run is imported (start-up cost: ``mco-py rpc``
@@ -96,12 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = normalize_argv(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="mco-py: %(levelname)s %(name)s: %(message)s",
-    )
-    if args.debug:
-        logging.getLogger("pika").setLevel(logging.INFO)
+    setup_logging(args.debug)  # every line masked: no psk or URL password, even with --debug
     if not hasattr(args, "run"):
         parser.print_help(sys.stderr)
         return 2

@@ -24,6 +24,13 @@ passphrase, secret, psk, key...), and of keys named in ``redact`` (any depth,
 case-insensitive), are replaced by ``[REDACTED]`` in both formats, and URL user-info in
 strings is masked: the one masking rule of :mod:`..masking`.
 
+A request's data may be tiny on the wire and huge when expanded (``x = [x, x]`` twenty deep,
+accepted under a raised ``max_expansion``).  Nothing here expands it: redaction copies each
+distinct value once and keeps shared references shared, the Ruby line is Ruby's ``inspect``
+cut at the log's :class:`~..ruby.inspect.Budget` while it walks, and the JSON ``data`` is
+converted within the same budget.  A cut value ends with (Ruby line) or is replaced by (JSON)
+:data:`~..ruby.inspect.CUT_MARK`; cost is linear in the budget, whatever the value.
+
 Settings (:meth:`AuditLog.from_config`): ``plugin.rpcaudit.logfile`` (Ruby's; default
 ``/var/log/puppetlabs/mcollective/mcollective-audit.log``) and our additions
 ``plugin.rpcaudit.jsonfile`` and ``plugin.rpcaudit.redact`` (comma-separated key names).
@@ -31,6 +38,7 @@ Settings (:meth:`AuditLog.from_config`): ``plugin.rpcaudit.logfile`` (Ruby's; de
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -45,7 +53,8 @@ from typing import Any
 from ..config import Config
 from ..masking import REDACTED, redact
 from ..message import Request
-from ..rubytypes import inspect as ruby_inspect
+from ..ruby.inspect import CUT_MARK, DEFAULT_BUDGET, Budget, is_hash
+from ..ruby.inspect import inspect as ruby_inspect
 from ..rubytypes import plain
 
 log = logging.getLogger(__name__)
@@ -110,6 +119,70 @@ class AuditEvent:
         )
 
 
+class _Spent(Exception):
+    """The budget of :func:`json_data` ran out."""
+
+
+#: How much of a Hash key that is itself an Array or Hash is shown in JSON.
+_KEY_BUDGET = Budget(chars=1024, nodes=256)
+#: How deep :func:`json_data` goes before it cuts (Marshal allows 64 levels).
+JSON_MAX_DEPTH = 200
+
+
+def json_data(value: Any, budget: Budget = DEFAULT_BUDGET) -> Any:
+    """``value`` as plain JSON-able Python (as :func:`..rubytypes.plain` makes it), built
+    within ``budget``: every value reached counts as a node and adds about what JSON writes
+    for it to the characters (escapes aside), and a value reached again through a shared
+    reference counts again (JSON writes it again).  Where the budget runs out the value is
+    replaced by :data:`CUT_MARK` (a string is kept up to the budget, then marked) and
+    nothing after it is converted, so the cost is linear in the budget, whatever the value."""
+    nodes = 0
+    chars = 0
+
+    def walk(v: Any, put: Callable[[Any], None], depth: int, overhead: int) -> None:
+        nonlocal nodes, chars
+        # overhead: what the place costs (", " before an item, '"key": ' before a value)
+        text = plain(v) if isinstance(v, (str, bytes)) else ""
+        if isinstance(v, (str, bytes)):
+            cost = overhead + 2 + len(text)
+        elif is_hash(v) or isinstance(v, (list, tuple)):
+            cost = overhead + 2
+        else:
+            cost = overhead + len(json.dumps(plain(v), default=str))
+        if nodes >= budget.nodes or chars + cost > budget.chars or depth > JSON_MAX_DEPTH:
+            room = budget.chars - chars - overhead - 2
+            put(text[: max(room, 0)] + CUT_MARK)
+            raise _Spent
+        nodes += 1
+        chars += cost
+        if isinstance(v, (str, bytes)):
+            put(text)
+        elif is_hash(v):
+            mapping: dict[Any, Any] = {}
+            put(mapping)
+            for i, (k, x) in enumerate(v.items()):
+                if isinstance(k, (str, bytes, int, float)) or k is None:
+                    key = plain(k)
+                else:  # JSON keys are scalars: an Array or Hash key is written as Ruby shows it
+                    key = ruby_inspect(k, _KEY_BUDGET)
+                place = functools.partial(mapping.__setitem__, key)
+                walk(x, place, depth + 1, (2 if i else 0) + 4 + len(str(key)))  # , "key":
+        elif isinstance(v, (list, tuple)):
+            items: list[Any] = []
+            put(items)
+            for i, x in enumerate(v):
+                walk(x, items.append, depth + 1, 2 if i else 0)
+        else:
+            put(plain(v))
+
+    root: list[Any] = []
+    try:
+        walk(value, root.append, 0, 0)
+    except _Spent:
+        pass
+    return root[0]
+
+
 class AuditLog:
     """Appends :class:`AuditEvent` lines to ``logfile`` (Ruby format) and/or ``jsonfile``."""
 
@@ -120,7 +193,9 @@ class AuditLog:
         jsonfile: str | os.PathLike[str] | None = None,
         redact: Iterable[str] = DEFAULT_REDACT,
         clock: Callable[[], float] = time.time,
+        budget: Budget = DEFAULT_BUDGET,
     ) -> None:
+        self.budget = budget
         self.logfile = Path(logfile) if logfile is not None else None
         self.jsonfile = Path(jsonfile) if jsonfile is not None else None
         self.redact = frozenset(k.strip().lower() for k in redact if k.strip())
@@ -144,20 +219,28 @@ class AuditLog:
 
     # ------------------------------------------------------------ formats
     def redacted(self, value: Any) -> Any:
-        """``value`` with the values of secret and ``redact`` keys replaced, at any depth."""
-        return redact(value, self.redact)
+        """``value`` with the values of secret and ``redact`` keys replaced, at any depth;
+        shared references stay shared, and at most ``budget.nodes`` distinct values are
+        copied (the rest become :data:`CUT_MARK`)."""
+        return redact(value, self.redact, max_nodes=self.budget.nodes, cut=CUT_MARK)
 
-    def ruby_line(self, event: AuditEvent, now: float) -> str:
-        """Ruby's rpcaudit logfile line (without the newline)."""
+    def ruby_line(self, event: AuditEvent, now: float, redacted: Any = None) -> str:
+        """Ruby's rpcaudit logfile line (without the newline).  ``redacted``: the event's
+        data as :meth:`redacted` made it, when the caller has it already."""
+        if redacted is None:
+            redacted = self.redacted(dict(event.data))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
         line = (
             f"[{stamp}] reqid={_clean(event.requestid)}: reqtime={event.reqtime} "
             f"caller={_clean(event.caller)}@{_clean(event.sender)} agent={_clean(event.agent)} "
-            f"action={_clean(event.action)} data={ruby_inspect(self.redacted(dict(event.data)))}"
+            f"action={_clean(event.action)} data={ruby_inspect(redacted, self.budget)}"
         )
         return _JSON_BREAKS.sub(lambda m: f"\\u{ord(m[0]):04X}", line)
 
-    def json_line(self, event: AuditEvent, now: float) -> str:
+    def json_line(self, event: AuditEvent, now: float, redacted: Any = None) -> str:
+        """One JSON object (one line); ``redacted`` as for :meth:`ruby_line`."""
+        if redacted is None:
+            redacted = self.redacted(dict(event.data))
         record = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             + f".{int(now * 1000) % 1000:03d}Z",
@@ -167,7 +250,7 @@ class AuditLog:
             "sender": event.sender,
             "agent": event.agent,
             "action": event.action,
-            "data": plain(self.redacted(dict(event.data))),
+            "data": json_data(redacted, self.budget),
             "decision": event.decision,
             "statuscode": event.statuscode,
             "statusmsg": event.statusmsg,
@@ -183,10 +266,11 @@ class AuditLog:
         written (logged once per file until it works again); never raises."""
         now = self.clock()
         ok = True
+        redacted = self.redacted(dict(event.data))  # once for both formats
         if self.logfile is not None:
-            ok &= self._append(self.logfile, self.ruby_line(event, now))
+            ok &= self._append(self.logfile, self.ruby_line(event, now, redacted))
         if self.jsonfile is not None:
-            ok &= self._append(self.jsonfile, self.json_line(event, now))
+            ok &= self._append(self.jsonfile, self.json_line(event, now, redacted))
         return ok
 
     def _append(self, path: Path, line: str) -> bool:

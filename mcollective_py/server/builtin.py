@@ -3,9 +3,14 @@
 They answer exactly what Ruby's built-ins answer (same actions, inputs and output keys), so
 Ruby ``mco ping``, ``mco find``, ``mco facts``, ``mco inventory`` and ``mco rpc rpcutil ...``
 work against Python nodes.  Differences, on purpose: ``version`` is our own version
-(``mcollective-py <x.y.z>``), ``threads`` lists Python threads, and ``get_config_item``
+(``mcollective-py <x.y.z>``), ``threads`` lists Python threads, ``get_config_item``
 masks secrets by the one rule of :mod:`..masking` (psk, passwords, tokens, passphrases, keys,
-URL user-info).
+URL user-info), and ``daemon_stats`` adds our counters after Ruby's: why messages were
+refused (``bad_messages``, ``wrong_collective``, ``unknown_agent``, ``replayed``,
+``overloaded``) and ``regex_timeouts`` (Ruby regexes of this process that ran out of their
+time budget, or were refused as known to: :func:`..ruby.regex.timeouts`).  Their names are no
+longer than Ruby's longest label (``Security Validated``), so Ruby ``mco``, which shows an
+output its DDL lacks by its name, keeps its alignment; ``ddl/rpcutil.ddl`` declares them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config
+from ..ruby import regex as ruby_regex
 from ..rubytypes import Symbol
 from .agent import Aborted, ActionRequest, Agent, Reply, action
 
@@ -106,6 +112,7 @@ class Rpcutil(Agent):
         # ours, beyond Ruby's keys: why messages were refused
         for key in ("bad_messages", "wrong_collective", "unknown_agent", "replayed", "overloaded"):
             reply[key] = int(stats.get(key, 0))
+        reply["regex_timeouts"] = ruby_regex.timeouts()
         reply["starttime"] = self.info.starttime
         reply["configfile"] = self.info.configfile
         reply["version"] = VERSION

@@ -16,7 +16,8 @@ import pytest
 from mcollective_py.agents import healthcheck as hc
 from mcollective_py.agents.healthcheck import Healthcheck
 from mcollective_py.agents.junit import JUnitError, parse_junit
-from tests.agents_py.conftest import call, golden_cases, load_case, make_agent
+from mcollective_py.ddl import AgentDDL, load_ddl_file
+from tests.agents_py.conftest import REPO, call, golden_cases, load_case, make_agent
 from tests.agents_py.lab import Site, free_port
 
 JUNIT = golden_cases("junit")
@@ -401,3 +402,49 @@ def test_per_service_settings_win(site: Site) -> None:
     )
     assert call(hc_agent, "service", service="shop", version="2.0").statuscode == 0
     assert os.environ.get("SMOKE_JUNIT_XML") is None
+
+
+# --------------------------------------------------------------------------- inputs and settings
+
+
+def test_the_ddls_defaults_reach_the_checks(tmp_path: Path) -> None:
+    """The action reads the complete inputs the framework hands it (``req.data``): a default
+    changed in the DDL changes the check, with nothing in the agent re-resolving it."""
+    text = (REPO / "ddl" / "healthcheck.ddl").read_text()
+    text = text.replace(
+        ":type        => :integer,\n                 :optional    => true,\n                 :default     => 0}",
+        ":type        => :integer,\n                 :optional    => true,\n                 :default     => 2}",
+    ).replace(":default     => 1}", ":default     => 0.01}")
+    assert text.count(":default     => 2}") == 1 and ":default     => 0.01}" in text
+    changed = tmp_path / "healthcheck.ddl"
+    changed.write_text(text)
+    loaded = load_ddl_file(changed)
+    assert isinstance(loaded, AgentDDL)
+    with socket.socket() as s:
+        s.bind(("127.0.18.1", 0))
+        port = s.getsockname()[1]  # closed when the check runs: refused
+    reply = call(Healthcheck(loaded), "tcp", host="127.0.18.1", port=port)
+    assert (reply.statuscode, reply.data["attempts"]) == (1, 3), reply.statusmsg
+    assert call(agent(), "tcp", host="127.0.18.1", port=port).data["attempts"] == 1
+
+
+def test_settings_come_through_agent_settings(tmp_path: Path) -> None:
+    plain = agent()
+    assert plain.settings.text("command_path") == hc.DEFAULT_COMMAND_PATH
+    assert plain.settings.text("smoke_command") == hc.DEFAULT_SMOKE_COMMAND
+    assert plain.release_root() == hc.DEFAULT_ROOT
+    # an empty value counts as unset
+    assert agent(command_path="", root="").settings.text("command_path") == hc.DEFAULT_COMMAND_PATH
+    deploy_root = make_agent(Healthcheck, {"plugin.deploy.root": "/srv/deploy"})
+    assert deploy_root.release_root() == "/srv/deploy"
+    both = make_agent(
+        Healthcheck, {"plugin.deploy.root": "/srv/deploy", "plugin.healthcheck.root": "/srv/hc"}
+    )
+    assert both.release_root() == "/srv/hc"
+    # the command action looks programs up in plugin.healthcheck.command_path only
+    reply = call(agent(command_path=str(tmp_path)), "command", command="check_nothing")
+    assert reply.statuscode == 1
+    assert reply.statusmsg == (
+        f"program 'check_nothing' is not in an allowed directory ({tmp_path}); "
+        "add its directory to plugin.healthcheck.command_path"
+    )

@@ -22,6 +22,7 @@ import pytest
 from mcollective_py.errors import InvalidCallerId
 from mcollective_py.message import new_requestid
 from mcollective_py.security.psk import PskSecurity
+from tests import conftest
 from tests.conftest import PSK, REPO, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 from tests.hostile.wire import rewrite_envelope, rpc_request, wait_for_log, wire
 
@@ -60,42 +61,19 @@ def _guarded(name: str, extra: str, policy: str, root: Path | None = None) -> Py
 @pytest.fixture(scope="module")
 def psk_node() -> Iterator[PythonFleet]:
     fleet = _guarded("cbpsk", "", POLICY)
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 @pytest.fixture(scope="module")
 def ssl_node() -> Iterator[tuple[PythonFleet, Path]]:
     root = lab_dir("cbssl")
-    keys = root / "keys"
-    if keys.exists():
-        shutil.rmtree(keys)
-    shutil.copytree(KEYS, keys)
+    keys = conftest.ssl_keys(root)
     shutil.copy(keys / "intruder.pem", keys / "clients" / "admin.pem")  # a second, real caller
-    node_ssl = (
-        "securityprovider = ssl\nplugin.ssl_serializer = marshal\n"
-        f"plugin.ssl_server_private = {keys}/server-private.pem\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_cert_dir = {keys}/clients\n"
-    )
-    fleet = _guarded("cbssl", node_ssl, SSL_POLICY, root)
-    fleet.client_cfg.write_text(
-        fleet.client_cfg.read_text()
-        .replace("securityprovider = psk\n", "")
-        .replace(f"plugin.psk = {PSK}\n", "")
-        + "securityprovider = ssl\nplugin.ssl_serializer = marshal\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_private = {keys}/lab-client-private.pem\n"
-        f"plugin.ssl_client_public = {keys}/lab-client.pem\n"
-    )
-    try:
-        fleet.up()
+    fleet = _guarded("cbssl", conftest.ssl_node_cfg(keys), SSL_POLICY, root)
+    fleet.client_cfg.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys))
+    with fleet:
         yield fleet, keys
-    finally:
-        fleet.down()
 
 
 def test_psk_provider_refuses_a_body_caller_that_differs() -> None:

@@ -62,11 +62,8 @@ def test_links_that_are_cheap_to_walk_are_fine() -> None:
 @pytest.fixture(scope="module")
 def psk_node() -> Iterator[PythonFleet]:
     fleet = PythonFleet(lab_dir("declim"), ns_vhost("mco-py-declim"), ["dl1"])
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def _stats(fleet: PythonFleet, node: str) -> dict[str, int]:

@@ -180,11 +180,8 @@ def test_healthcheck_http_agent_refuses_before_connecting(servers: tuple[Server,
 @pytest.fixture(scope="module")
 def node() -> Iterator[PythonFleet]:
     fleet = PythonFleet(lab_dir("httpallow"), ns_vhost("mco-py-httpallow"), ["ha1"])
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 @pytest.mark.integration

@@ -44,11 +44,8 @@ BODY_REGEX = "(a|aa)+X"
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[PythonFleet]:
     f = PythonFleet(lab_dir("hostile-regex"), ns_vhost("mco-py-hostile"), [NODE])
-    try:
-        f.up()
+    with f:
         yield f
-    finally:
-        f.down()
 
 
 @pytest.fixture(scope="module")

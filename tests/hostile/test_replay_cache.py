@@ -52,11 +52,8 @@ def node() -> Iterator[PythonFleet]:
     fleet = PythonFleet(
         lab_dir("replayfill"), ns_vhost("mco-py-replayfill"), ["rf1"], extra_cfg=extra
     )
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 @pytest.mark.integration

@@ -77,11 +77,8 @@ def node() -> Iterator[PythonFleet]:
         f"plugin.app.upstream = https://user:psk-in-url@127.0.10.41:{port}/\n"
     )
     fleet = PythonFleet(lab_dir("secrets"), ns_vhost("mco-py-secrets"), ["sec1"], extra_cfg=extra)
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 @pytest.mark.integration

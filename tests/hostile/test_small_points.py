@@ -33,11 +33,8 @@ from tests.hostile.wire import rewrite_envelope, rpc_request, wait_for_log, wire
 @pytest.fixture(scope="module")
 def node() -> Iterator[PythonFleet]:
     fleet = PythonFleet(lab_dir("smallpts"), ns_vhost("mco-py-smallpts"), ["sp1"])
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 # ------------------------------------------------------------------ the request id in the log

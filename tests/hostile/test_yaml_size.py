@@ -6,7 +6,6 @@ capped, so no YAML value is larger than its text."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from mcollective_py.errors import SerializationError
 from mcollective_py.security.psk import PskSecurity
 from mcollective_py.serializers import YAML
+from tests import conftest
 from tests.conftest import PSK, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 from tests.hostile.wire import wait_for_log, wire
 
@@ -55,31 +55,12 @@ def test_every_serializer_is_capped_before_decoding() -> None:
 @pytest.fixture(scope="module")
 def yaml_node() -> Iterator[PythonFleet]:
     root = lab_dir("declimyaml")
-    keys = root / "keys"
-    if keys.exists():
-        shutil.rmtree(keys)
-    shutil.copytree(KEYS, keys)
-    ssl = (
-        "securityprovider = ssl\nplugin.ssl_serializer = yaml\n"
-        f"plugin.ssl_server_private = {keys}/server-private.pem\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_cert_dir = {keys}/clients\n"
-    )
+    keys = conftest.ssl_keys(root)
+    ssl = conftest.ssl_node_cfg(keys, "yaml")
     fleet = PythonFleet(root, ns_vhost("mco-py-declimyaml"), ["dly1"], extra_cfg=ssl)
-    fleet.client_cfg.write_text(
-        fleet.client_cfg.read_text()
-        .replace("securityprovider = psk\n", "")
-        .replace(f"plugin.psk = {PSK}\n", "")
-        + "securityprovider = ssl\nplugin.ssl_serializer = yaml\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_private = {keys}/lab-client-private.pem\n"
-        f"plugin.ssl_client_public = {keys}/lab-client.pem\n"
-    )
-    try:
-        fleet.up()
+    fleet.client_cfg.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys, "yaml"))
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 @pytest.mark.integration

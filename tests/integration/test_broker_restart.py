@@ -16,11 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker_restart]
 @pytest.fixture
 def node() -> Iterator[PythonFleet]:
     fleet = PythonFleet(lab_dir("restart"), ns_vhost("mco-py-restart"), ["restartnode"])
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def test_daemon_answers_within_10s_after_broker_restart(

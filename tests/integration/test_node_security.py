@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCRequest
 from mcollective_py.security.psk import PskSecurity
+from tests import conftest
 from tests.conftest import PSK, REPO, TEST_ROOT, VECTORS, PythonFleet, lab_dir, ns_vhost, run_mco_py
 
 pytestmark = pytest.mark.integration
@@ -38,31 +38,15 @@ def _mco(
 @pytest.fixture(scope="module")
 def ssl_node() -> Iterator[tuple[PythonFleet, Path]]:
     root = lab_dir("ssl-node")
-    keys = root / "keys"
-    shutil.copytree(KEYS, keys)
-    node_ssl = (
-        "securityprovider = ssl\nplugin.ssl_serializer = marshal\n"
-        f"plugin.ssl_server_private = {keys}/server-private.pem\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_cert_dir = {keys}/clients\n"
+    keys = conftest.ssl_keys(root)
+    fleet = PythonFleet(
+        root, ns_vhost("mco-py-sslnode"), ["sslnode1"], extra_cfg=conftest.ssl_node_cfg(keys)
     )
-    fleet = PythonFleet(root, ns_vhost("mco-py-sslnode"), ["sslnode1"], extra_cfg=node_ssl)
     client = root / "ssl-client.cfg"
-    client.write_text(
-        fleet.client_cfg.read_text()
-        .replace("securityprovider = psk\n", "")
-        .replace(f"plugin.psk = {PSK}\n", "")
-        + "securityprovider = ssl\nplugin.ssl_serializer = marshal\n"
-        f"plugin.ssl_server_public = {keys}/server-public.pem\n"
-        f"plugin.ssl_client_private = {keys}/lab-client-private.pem\n"
-        f"plugin.ssl_client_public = {keys}/lab-client.pem\n"
-    )
+    client.write_text(conftest.ssl_client_cfg(fleet.client_cfg.read_text(), keys))
     fleet.client_cfg.write_text(client.read_text())  # the fleet's readiness ping must use ssl too
-    try:
-        fleet.up()
+    with fleet:
         yield fleet, keys
-    finally:
-        fleet.down()
 
 
 def test_ruby_mco_with_ssl_talks_to_mco_py_server_with_ssl(
@@ -135,11 +119,8 @@ def guarded() -> Iterator[PythonFleet]:
     )
     (root / "guard1" / "policies").mkdir()
     (root / "guard1" / "policies" / "pyecho.policy").write_text(POLICY)
-    try:
-        fleet.up()
+    with fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def test_denied_caller_gets_status_1_and_audit_records_it(guarded: PythonFleet) -> None:

@@ -16,8 +16,15 @@ import pytest
 
 from mcollective_py import config, marshal
 from mcollective_py.message import Request
+from mcollective_py.ruby.inspect import CUT_MARK, Budget
 from mcollective_py.rubytypes import AsciiString, Symbol
-from mcollective_py.server.audit import DEFAULT_LOGFILE, REDACTED, AuditEvent, AuditLog
+from mcollective_py.server.audit import (
+    DEFAULT_LOGFILE,
+    REDACTED,
+    AuditEvent,
+    AuditLog,
+    json_data,
+)
 
 NOW = 1795692174.25  # 2026-11-26 11:22:54 UTC
 DATA = {Symbol("fact"): "osfamily", Symbol("process_results"): True}
@@ -98,6 +105,104 @@ def test_secrets_are_redacted_at_any_depth_in_both_formats(tmp_path: Path) -> No
     assert "hunter2" not in text and "k-123" not in text
     assert ':password=>"[REDACTED]"' in text and '"api_key": "[REDACTED]"' in text and "bob" in text
     assert REDACTED == "[REDACTED]"
+
+
+class CountingList(list):  # type: ignore[type-arg]
+    """A list that counts how often it is walked (as tests/ruby/test_inspect.py does)."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        CountingList.walks += 1
+        return super().__iter__()
+
+
+class CountingHash(dict):  # type: ignore[type-arg]
+    """A Hash that counts how often its items are walked."""
+
+    walks = 0
+
+    def items(self) -> Any:
+        CountingHash.walks += 1
+        return super().items()
+
+
+def shared_tree(depth: int, leaf: Any) -> Any:
+    """``x = [x, x]`` ``depth`` deep (2**depth leaves from depth + 1 objects), every other
+    level a Hash ``{:l => x, :r => x}``."""
+    x = leaf
+    for level in range(depth):
+        x = CountingHash({Symbol("l"): x, Symbol("r"): x}) if level % 2 else CountingList([x, x])
+    return x
+
+
+def test_a_shared_reference_value_is_never_expanded(tmp_path: Path) -> None:
+    """``x = [x, x]`` 20 deep (what a raised max_expansion lets through): redaction copies
+    each distinct value once, both formats stop at the budget, the secret is still hidden."""
+    budget = Budget(chars=4000, nodes=600)
+    audit = AuditLog(tmp_path / "a.log", jsonfile=tmp_path / "a.jsonl", budget=budget)
+    leaf = {Symbol("password"): "hunter2", Symbol("url"): "http://u:pw@127.0.18.1/x"}
+    CountingList.walks = CountingHash.walks = 0
+    data = {Symbol("tree"): shared_tree(20, leaf)}
+    assert audit.record(event(data=data)) is True
+    # 10 distinct lists and 10 distinct hashes, each walked once for both formats (2**20
+    # leaves expanded would be about a million walks)
+    assert (CountingList.walks, CountingHash.walks) == (10, 10)
+    line = (tmp_path / "a.log").read_text()
+    assert line.endswith(CUT_MARK + "\n")
+    assert len(line) < 4000 + 300
+    assert "hunter2" not in line and "pw@" not in line
+    assert ':password=>"[REDACTED]"' in line and "http://********@127.0.18.1/x" in line
+    text = (tmp_path / "a.jsonl").read_text()
+    assert "hunter2" not in text and "pw@" not in text
+    record = json.loads(text)
+    # the budget, plus the mark and its place ("key": "…")
+    assert len(json.dumps(record["data"], ensure_ascii=False)) <= 4000 + len(CUT_MARK) + 20
+    assert json.dumps(record["data"], ensure_ascii=False).count(CUT_MARK) == 1
+    first_leaf = record["data"]["tree"]
+    for _ in range(10):
+        first_leaf = first_leaf["l"][0]
+    assert first_leaf == {"password": REDACTED, "url": "http://********@127.0.18.1/x"}
+
+
+def test_a_marshal_linked_value_stays_cheap(tmp_path: Path) -> None:
+    """The same shape straight from the wire: a few hundred bytes, decoded with links."""
+    inner = marshal.loads(marshal.dumps(["leaf"]))
+    value: Any = inner
+    for _ in range(20):
+        value = [value, value]
+    wire = marshal.dumps({Symbol("x"): value})
+    assert len(wire) < 1000
+    decoded = marshal.loads(wire, max_expansion=1 << 30)
+    audit = AuditLog(tmp_path / "a.log", jsonfile=tmp_path / "a.jsonl")  # default budget
+    assert audit.record(event(data=decoded)) is True
+    assert (tmp_path / "a.log").read_text().endswith(CUT_MARK + "\n")
+    assert CUT_MARK in (tmp_path / "a.jsonl").read_text()
+
+
+def test_a_cycle_is_cut_not_a_crash(tmp_path: Path) -> None:
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    audit = AuditLog(tmp_path / "a.log", jsonfile=tmp_path / "a.jsonl")
+    assert audit.record(event(data={Symbol("c"): cycle})) is True
+    assert (tmp_path / "a.log").read_text().endswith(CUT_MARK + "\n")
+    record = json.loads((tmp_path / "a.jsonl").read_text())
+    assert record["data"]["c"][0] == 1 and CUT_MARK in json.dumps(record, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (Budget(), {"a": [1, "xyz"], "b": None}),
+        # the third value (the list's first item) is one too many
+        (Budget(chars=100, nodes=2), {"a": [CUT_MARK]}),
+        # {"a": [1, "xyz"]} is 17 characters of JSON: with 16, the "z" does not fit
+        (Budget(chars=16, nodes=100), {"a": [1, "xy" + CUT_MARK]}),
+        (Budget(chars=17, nodes=100), {"a": [1, "xyz"], "b": CUT_MARK}),
+    ],
+)
+def test_json_data_is_cut_where_the_budget_runs_out(budget: Budget, expected: Any) -> None:
+    assert json_data({Symbol("a"): [1, b"xyz"], "b": None}, budget) == expected
 
 
 def test_control_characters_cannot_forge_lines(tmp_path: Path) -> None:
