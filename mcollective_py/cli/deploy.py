@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..orchestrate.run import RunResult
     from ..release.catalog import Service
 
-SUBCOMMANDS = ("run", "plan", "status", "resume", "abort", "reconcile")
+SUBCOMMANDS = ("run", "plan", "status", "resume", "abort", "reconcile", "report")
 
 
 def normalize_argv(argv: Sequence[str]) -> list[str]:
@@ -180,6 +180,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rc.add_argument("--json", action="store_true", help="JSON output")
     common(rc)
     rc.set_defaults(run=cmd_reconcile)
+
+    from .deploy_report import register_report
+
+    register_report(dsub)
 
 
 # --------------------------------------------------------------------------- helpers

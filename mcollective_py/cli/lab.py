@@ -334,11 +334,8 @@ def _print_outcome(outcome: Any, total: float, term: Terminal, *, kept: bool, es
     for err in load.errors:
         w(f"  failure: {err}\n")
     for run in outcome.deploys:
-        verdict = {0: "done", 1: "failed and rolled back"}.get(
-            run.exit_code, f"exit {run.exit_code}"
-        )
-        w(f"deploy {run.version}: {verdict} in {run.seconds:.1f} s (run {run.run_id or '?'})\n")
-        w(f"  HTML run report: {run.report or 'none (mco-py deploy report gave no file)'}\n")
+        w(f"deploy {run.version}: {run.verdict} in {run.seconds:.1f} s (run {run.run_id or '?'})\n")
+        w(f"  HTML run report: {run.report or 'none (the run left no journal)'}\n")
         if run.journal:
             w(f"  journal: {run.journal}\n")
     w(f"time: {total:.1f} s in all\n")

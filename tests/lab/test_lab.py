@@ -4,13 +4,15 @@
 One lab for the module (``up`` takes ~15 s): 3 app nodes, the last of them a Ruby
 ``mcollectived`` hosting deploy and healthcheck through shims (``--ruby-nodes 1``), so every
 test also drives a Ruby node.  The tests run in file order and the last one takes the lab down
-and checks that nothing of it is left.  The demo's deploy phase with the real
-driver is skipped only while ``mco-py deploy`` does not exist (issue 12, in another branch).
+and checks that nothing of it is left.  ``test_the_demo_with_the_deploy_driver`` is the
+acceptance test of the README's first command: ``mco-py lab demo`` end to end with the real
+``mco-py deploy`` (a lab of its own, 4 nodes).  The labs use the loopback block ``PREFIX``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -31,13 +33,17 @@ pytestmark = pytest.mark.integration
 
 NODES = 3
 RUBY = 1
+#: The loopback /24 of these tests' labs (the lab's default is 127.0.14.).
+PREFIX = "127.0.17."
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Estate]:
     root = lab_dir("lab")
     down(root)  # a lab an interrupted run left here
-    spec = LabSpec(root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES, ruby_nodes=RUBY)
+    spec = LabSpec(
+        root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES, ruby_nodes=RUBY, prefix=PREFIX
+    )
     try:
         estate = up(spec).estate
         install(estate, INITIAL_VERSION, child_env())
@@ -70,7 +76,7 @@ def test_status_json_lists_every_process(lab: Estate) -> None:
         + [("app", w) for w in webs]
     )
     assert all(p["running"] and p["pid"] > 0 for p in rows.values()), rows
-    assert rows[("app", "web2.lab")]["address"] == "127.0.14.12"
+    assert rows[("app", "web2.lab")]["address"] == f"{PREFIX}12"
     for key in ("catalog", "hiera_config", "client_cfg"):
         assert Path(doc[key]).is_file(), key
     assert Path(doc["haproxy_socket"]).is_socket()
@@ -112,6 +118,8 @@ def test_up_twice_is_harmless(lab: Estate) -> None:
         str(NODES),
         "--ruby-nodes",
         str(RUBY),
+        "--prefix",
+        PREFIX,
     )
     assert r.returncode == 0, r.stderr
     assert "is already up (reused)" in r.stdout
@@ -120,7 +128,18 @@ def test_up_twice_is_harmless(lab: Estate) -> None:
 
 
 def test_a_different_lab_in_the_same_directory_is_refused(lab: Estate) -> None:
-    r = _cli("lab", "up", "--state-dir", lab.root, "--vhost", lab.vhost, "--nodes", str(NODES))
+    r = _cli(
+        "lab",
+        "up",
+        "--state-dir",
+        lab.root,
+        "--vhost",
+        lab.vhost,
+        "--nodes",
+        str(NODES),
+        "--prefix",
+        PREFIX,
+    )
     assert r.returncode == 2
     assert "run mco-py lab down first" in r.stderr
 
@@ -155,34 +174,46 @@ def test_demo_release_phases_with_a_rolling_deploy_by_hand(lab: Estate) -> None:
 
 
 def test_the_demo_with_the_deploy_driver() -> None:
-    """The acceptance test: `mco-py lab demo` as the README's first command runs it."""
+    """The acceptance test: ``mco-py lab demo`` (what the README's first command runs) with
+    the real driver: 2.0.0 rolled with no failed request and its ``pre`` migration run once
+    through the agents, the broken 3.0.0 rolled back at its canary, an HTML run report per
+    run, and nothing of the lab left afterwards."""
     env = child_env()
-    if not demo_mod.deploy_available(env):
-        pytest.skip("mco-py deploy (issue 12) is not a command of this mco-py yet")
     root = lab_dir("lab-demo")
     reports = lab_dir("lab-demo-reports")
+    vhost = ns_vhost("mco-py-lab-demo")
+    # fmt: off
     r = run_mco_py(
-        env,
-        "lab",
-        "demo",
-        "--state-dir",
-        str(root),
-        "--vhost",
-        ns_vhost("mco-py-lab-demo"),
-        "--report-dir",
-        str(reports),
-        timeout=300,
+        env, "lab", "demo", "--state-dir", str(root), "--vhost", vhost,
+        "--report-dir", str(reports), "--prefix", PREFIX, timeout=240,
     )
+    # fmt: on
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    assert "failed requests: 0" in r.stdout
-    assert "deploy 3.0.0: failed and rolled back" in r.stdout
-    assert "result: as expected" in r.stdout
+    out = r.stdout
+    assert "failed requests: 0\n" in out
+    assert re.search(r"^  2\.0\.0 +\d+ requests, 0 failed", out, re.M), out[-2000:]
+    assert re.search(r"^deploy 2\.0\.0: done in ", out, re.M)
+    assert re.search(r"^deploy 3\.0\.0: failed and rolled back \(web1\.lab\) in ", out, re.M)
+    assert "result: as expected" in out
+    assert re.findall(r"^  web\d\.lab +(\S+)$", out, re.M) == ["2.0.0"] * 4
     html = sorted(reports.glob("*.html"))
-    assert len(html) == 2, r.stdout[-2000:]
+    assert len(html) == 2, out[-2000:]
     for page in html:
-        assert f"HTML run report: {page}" in r.stdout
+        assert f"HTML run report: {page}" in out
+        assert "<svg" in page.read_text()
+    journals = sorted(reports.glob("*-journal.jsonl"))
+    assert len(journals) == 2
+    migrations = [
+        (rec["version"], rec["outcome"], (rec.get("detail") or {}).get("phase"))
+        for j in journals
+        for rec in map(json.loads, j.read_text().splitlines())
+        if rec.get("kind") == "migration"
+    ]
+    assert sorted(migrations) == sorted(
+        [(v, o, "pre") for v in ("2.0.0", "3.0.0") for o in ("started", "ok")]
+    ), migrations
     assert not root.exists()
-    assert ns_vhost("mco-py-lab-demo") not in vhosts()
+    assert vhost not in vhosts()
     shutil.rmtree(reports)  # the demo keeps them on purpose; the test does not
 
 
