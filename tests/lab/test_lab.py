@@ -12,6 +12,7 @@ and checks that nothing of it is left.  The labs of these tests use the loopback
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -170,6 +171,29 @@ def test_the_demo_phases_with_the_driver_through_a_ruby_node(lab: Estate) -> Non
     with sqlite3.connect(lab.database) as db:
         rows = db.execute("select version, phase, node, outcome from mco_migrations").fetchall()
     assert sorted(rows) == [("2.0.0", "pre", "web1.lab", "ok"), ("3.0.0", "pre", "web1.lab", "ok")]
+
+
+def test_the_demo_on_a_kept_lab_serving_2_0_0_starts_from_1_0_0_again(lab: Estate) -> None:
+    """``mco-py lab demo --keep`` on this lab (every node on 2.0.0 after the test above): the
+    demo reuses the lab, puts 1.0.0 back and rolls 2.0.0 again, rather than finding nothing
+    to do; the lab keeps running."""
+    before = {k: v for k, v in _pids(lab).items() if k[0] != "app"}
+    reports = Path(lab.root) / "reports-kept"
+    # fmt: off
+    r = _cli(
+        "lab", "demo", "--keep", "--state-dir", lab.root, "--vhost", lab.vhost,
+        "--nodes", str(NODES), "--ruby-nodes", str(RUBY), "--prefix", PREFIX,
+        "--report-dir", str(reports), timeout=180,
+    )
+    # fmt: on
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "is already up (reused)" in r.stdout
+    webs = ", ".join(f"web{i}.lab" for i in range(1, NODES + 1))
+    assert f"putting shop {INITIAL_VERSION} back on {webs}" in r.stdout
+    assert re.search(r"^deploy 2\.0\.0: done in ", r.stdout, re.M)
+    assert "failed requests: 0\n" in r.stdout and "result: as expected" in r.stdout
+    assert f"the lab keeps running: mco-py lab status --state-dir {lab.root}" in r.stdout
+    assert {k: v for k, v in _pids(lab).items() if k[0] != "app"} == before
 
 
 def test_down_leaves_nothing_behind(lab: Estate) -> None:
