@@ -297,8 +297,10 @@ def run_appctl(args: argparse.Namespace, term: Terminal) -> int:
 
 
 def run_demo(args: argparse.Namespace, term: Terminal) -> int:
+    from ..lab import INITIAL_VERSION as INITIAL
     from ..lab import child_env, down
     from ..lab import demo as demo_mod
+    from ..lab import install as install_release
 
     started = time.monotonic()
     ev = _events(term)
@@ -310,6 +312,12 @@ def run_demo(args: argparse.Namespace, term: Terminal) -> int:
         )
     estate = _stand_up(args, term, True)
     try:
+        # a kept lab (--keep) serves 2.0.0 from the last demo: back to the first release, so
+        # this demo rolls 2.0.0 again rather than finding nothing to do
+        back = sorted(n for n, v in demo_mod.versions(estate, env, ev).items() if v != INITIAL)
+        if back:
+            ev.step(f"putting {estate.service} {INITIAL} back on {', '.join(back)}")
+            install_release(estate, INITIAL, env, ev)
         outcome = demo_mod.run(estate, env, ev, report_dir=args.report_dir.absolute())
     finally:
         if not args.keep:
@@ -334,11 +342,8 @@ def _print_outcome(outcome: Any, total: float, term: Terminal, *, kept: bool, es
     for err in load.errors:
         w(f"  failure: {err}\n")
     for run in outcome.deploys:
-        verdict = {0: "done", 1: "failed and rolled back"}.get(
-            run.exit_code, f"exit {run.exit_code}"
-        )
-        w(f"deploy {run.version}: {verdict} in {run.seconds:.1f} s (run {run.run_id or '?'})\n")
-        w(f"  HTML run report: {run.report or 'none (mco-py deploy report gave no file)'}\n")
+        w(f"deploy {run.version}: {run.verdict} in {run.seconds:.1f} s (run {run.run_id or '?'})\n")
+        w(f"  HTML run report: {run.report or 'none (the run left no journal)'}\n")
         if run.journal:
             w(f"  journal: {run.journal}\n")
     w(f"time: {total:.1f} s in all\n")

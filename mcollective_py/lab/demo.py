@@ -3,15 +3,18 @@
 Recipe of :func:`run` (the lab is up and serving the first release when it is called):
 
 1. start the load generator on the HAProxy frontend;
-2. ``mco-py deploy run shop 2.0.0`` -- expected: exit 0, every node on 2.0.0, no failed
-   request in this phase;
+2. ``mco-py deploy run shop 2.0.0`` -- the driver runs the release's ``pre`` migration once
+   (``deploy migrate`` into the lab's SQLite database), then rolls node by node -- expected:
+   exit 0, every node on 2.0.0, no failed request in this phase;
 3. ``mco-py deploy run shop 3.0.0`` -- 3.0.0 is built broken (``/health`` answers 503), so its
-   canary fails the health gate and the driver rolls it back -- expected: exit 1, every node
-   still on 2.0.0;
+   canary fails the health gate and the driver rolls it back -- expected: exit 1, outcome
+   ``failed`` with the canary ``rolled_back``, every node still on 2.0.0;
 4. stop the load; read every node's current release (``mco-py rpc deploy status``).
 
-After each run the HTML run report (``mco-py deploy report RUN``) and the run's journal are
-copied to ``report_dir``, outside the lab's state directory, so they outlive ``lab down``.
+What each run did is read with ``mco-py deploy status --json`` (never from its text).  After
+each run ``mco-py deploy report`` writes its HTML run report, with the load generator's
+requests and errors per second on the timeline, into ``report_dir``, next to a copy of the
+run's journal: outside the lab's state directory, so they outlive ``lab down``.
 
 The outcome (:class:`DemoOutcome`) says whether each expectation held; the CLI prints it.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import codecs
 import fcntl
+import json
 import os
 import pty
 import re
@@ -29,8 +33,9 @@ import subprocess
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import LabError
 from .estate import Estate
@@ -65,6 +70,25 @@ class DeployRun:
     journal: str
     report: str
     seconds: float
+    outcome: str = ""  # the driver's run outcome (done, failed, ...); "" when unknown
+    nodes: dict[str, str] = field(default_factory=dict)  # node -> its last state in the run
+
+    @property
+    def rolled_back(self) -> tuple[str, ...]:
+        return tuple(n for n, st in self.nodes.items() if st == "rolled_back")
+
+    @property
+    def verdict(self) -> str:
+        """How the run ended, in words: ``done``, ``failed and rolled back (NODES)``..."""
+        if self.outcome == "done" or (not self.outcome and self.exit_code == 0):
+            return "done"
+        if self.outcome in ("failed", "") and self.exit_code == 1:
+            back = self.rolled_back
+            stuck = [n for n, st in self.nodes.items() if st == "failed"]
+            if self.outcome and (stuck or not back):
+                return f"failed ({', '.join(stuck) or 'no node rolled back'})"
+            return "failed and rolled back" + (f" ({', '.join(back)})" if back else "")
+        return f"{self.outcome or 'exit'} (exit {self.exit_code})"
 
 
 @dataclass(frozen=True)
@@ -81,26 +105,46 @@ class DemoOutcome:
 
 
 def deploy_available(env: dict[str, str]) -> bool:
-    """Whether this mco-py has the ``deploy`` command (issue 12's driver)."""
+    """Whether this mco-py has the ``deploy`` command (the rolling deploy driver)."""
     r = subprocess.run(
         [*MCO_PY, "deploy", "--help"], capture_output=True, text=True, env=env, check=False
     )
     return r.returncode == 0
 
 
-_RUN_ID = re.compile(r"\brun(?:[ _-]?id)?\b[\s:=]+([A-Za-z0-9][A-Za-z0-9._:-]{3,})", re.I)
-_JOURNAL = re.compile(r"journal\S*[\s:=]+(\S+)", re.I)
+def runs(estate: Estate, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every run in the lab's deploy state dir, by run id: the summaries of
+    ``mco-py deploy status --json`` (outcome, version, each node's last state)."""
+    r = subprocess.run(
+        [*MCO_PY, "deploy", "status", "--json", "--state-dir", estate.deploy_state_dir],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise LabError(
+            f"mco-py deploy status --json --state-dir {estate.deploy_state_dir} failed "
+            f"(exit {r.returncode}): {r.stderr.strip()[-400:]}"
+        )
+    try:
+        docs = json.loads(r.stdout)
+    except json.JSONDecodeError as exc:
+        raise LabError(f"mco-py deploy status --json printed no JSON: {exc}") from None
+    return {
+        str(d["run_id"]): d
+        for d in (docs if isinstance(docs, list) else [])
+        if isinstance(d, dict) and d.get("run_id")
+    }
 
 
-def parse_run(output: str) -> tuple[str, str]:
-    """(run id, journal path) from ``mco-py deploy run`` output; "" where not found."""
-    run_id = journal = ""
-    for line in output.splitlines():
-        if not run_id and (m := _RUN_ID.search(line)):
-            run_id = m.group(1).rstrip(".,;")
-        if not journal and (m := _JOURNAL.search(line)):
-            journal = m.group(1).rstrip(".,;")
-    return run_id, journal
+def journal_path(estate: Estate, run_id: str) -> str:
+    """Where the driver keeps the journal of ``run_id`` (``STATE_DIR/runs/RUN.jsonl``,
+    docs/deploy.md)."""
+    return str(Path(estate.deploy_state_dir) / "runs" / f"{run_id}.jsonl")
+
+
+_RUN_LINE = re.compile(r"^Run (\S+)$")
 
 
 def deploy(
@@ -111,9 +155,11 @@ def deploy(
     ev: DemoEvents,
     report_dir: Path,
 ) -> DeployRun:
-    """Run ``mco-py deploy run``, passing its output on line by line; then keep its HTML
-    report and journal in ``report_dir``."""
+    """Run ``mco-py deploy run``, passing its output on as it comes; then read what the run
+    did with ``mco-py deploy status --json`` (the run this command started: the one that was
+    not in the state dir before) and keep a copy of its journal in ``report_dir``."""
     argv = deploy_command(estate, version)
+    before = set(runs(estate, env))
     ev.command(" ".join(("mco-py", *argv)))
     started = time.monotonic()
     size = ev.terminal_size()
@@ -121,12 +167,28 @@ def deploy(
         code, output = run_piped([*MCO_PY, *argv], env, ev.output)
     else:
         code, output = run_on_terminal([*MCO_PY, *argv], env, ev.raw, size)
-    lines = [ANSI.sub("", line).rstrip("\r") for line in output.splitlines()]
     seconds = time.monotonic() - started
-    run_id, journal = parse_run("\n".join(lines))
-    report = html_report(estate, run_id, env, report_dir) if run_id else ""
-    journal = keep(journal, report_dir, f"{run_id or version}-journal")
-    return DeployRun(version, code, expected_exit, run_id, journal, report, seconds)
+    new = {k: v for k, v in runs(estate, env).items() if k not in before}
+    if len(new) != 1:  # nothing journaled (refused before it started), or a stranger's run
+        lines = [ANSI.sub("", line).strip() for line in output.splitlines()]
+        named = [m.group(1) for line in lines if (m := _RUN_LINE.match(line))]
+        new = {k: v for k, v in new.items() if k in named}
+    if len(new) != 1:
+        return DeployRun(version, code, expected_exit, "", "", "", seconds)
+    (run_id, summary), *_ = new.items()
+    journal = keep(journal_path(estate, run_id), report_dir, f"{run_id}-journal")
+    nodes = {str(k): str(v) for k, v in (summary.get("nodes") or {}).items()}
+    return DeployRun(
+        version,
+        code,
+        expected_exit,
+        run_id,
+        journal,
+        "",
+        seconds,
+        outcome=str(summary.get("outcome") or ""),
+        nodes=nodes,
+    )
 
 
 #: Terminal control sequences (colours, cursor moves) of a live progress view.
@@ -198,29 +260,34 @@ def keep(path: str, report_dir: Path, name: str) -> str:
     return str(dest)
 
 
-def html_report(estate: Estate, run_id: str, env: dict[str, str], report_dir: Path) -> str:
-    """The HTML report of ``run_id`` in ``report_dir``: ``mco-py deploy report``'s HTML
-    output saved there, or a copy of the file it names; "" when there is none."""
-    for extra in (["--state-dir", estate.deploy_state_dir], []):
-        r = subprocess.run(
-            [*MCO_PY, "deploy", "report", run_id, *extra],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        if r.returncode != 2:  # 2: bad usage (no --state-dir option): try without
-            break
-    if r.returncode != 0:
+def html_report(
+    estate: Estate, run: DeployRun, env: dict[str, str], report_dir: Path, load: LoadReport
+) -> str:
+    """``report_dir/RUN.html``, written by ``mco-py deploy report JOURNAL`` (the run's
+    journal file in the lab's deploy state dir) with the load generator's per-second requests and errors on its timeline; "" when the
+    run left no journal or the command wrote nothing (LabError with its message)."""
+    if not run.run_id:
         return ""
-    text = r.stdout.strip()
-    if text.lower().startswith(("<!doctype", "<html")):
-        path = report_dir / f"{run_id}.html"
-        report_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(r.stdout)
-        return str(path)
-    paths = [w for w in text.split() if w.endswith(".html")]
-    return keep(paths[-1], report_dir, run_id) if paths else ""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    page = report_dir / f"{run.run_id}.html"
+    samples = report_dir / f"{run.run_id}-load.csv"
+    samples.write_text(load.samples_csv())
+    argv = [
+        "deploy",
+        "report",
+        journal_path(estate, run.run_id),
+        "-o",
+        str(page),
+        "--load-samples",
+        str(samples),
+    ]
+    r = subprocess.run([*MCO_PY, *argv], capture_output=True, text=True, env=env, check=False)
+    if r.returncode != 0 or not page.is_file():
+        raise LabError(
+            f"mco-py {' '.join(argv)} failed (exit {r.returncode}): "
+            f"{(r.stderr or r.stdout).strip()[-400:]}"
+        )
+    return str(page)
 
 
 def versions(estate: Estate, env: dict[str, str], ev: DemoEvents) -> dict[str, str]:
@@ -245,24 +312,30 @@ def run(
     started = time.monotonic()
     load = LoadGenerator(estate.frontend[0], estate.frontend[1], rate=rate).start()
     problems: list[str] = []
-    runs: list[DeployRun] = []
+    done_runs: list[DeployRun] = []
     try:
         time.sleep(1.0)  # a second of traffic before anything changes
         for version, expected in ((GOOD, 0), (BAD, 1)):
             ev.step(f"rolling {estate.service} {version} through the lab under live traffic")
             load.mark(version)
-            runs.append(deployer(estate, version, expected, env, ev, report_dir))
+            done = deployer(estate, version, expected, env, ev, report_dir)
+            if done.run_id:
+                page = html_report(estate, done, env, report_dir, load.snapshot())
+                done = replace(done, report=page)
+            done_runs.append(done)
         load.mark("after")
         time.sleep(1.0)
     finally:
         report = load.stop()
     current = versions(estate, env, ev)
-    for r in runs:
+    for r in done_runs:
         if r.exit_code != r.expected_exit:
             problems.append(
                 f"mco-py deploy run {estate.service} {r.version} exited {r.exit_code}, "
                 f"expected {r.expected_exit}"
             )
+        elif r.version == BAD and r.outcome and not r.verdict.startswith("failed and rolled"):
+            problems.append(f"{BAD} was not rolled back: {r.verdict}; nodes {r.nodes}")
     wrong = {n: v for n, v in current.items() if v != GOOD}
     if wrong or len(current) != len(estate.web_nodes):
         problems.append(f"not every node serves {GOOD}: {current}")
@@ -271,4 +344,6 @@ def run(
         problems.append(f"{good.failures if good else '?'} failed requests while rolling {GOOD}")
     if report.requests == 0:
         raise LabError(f"the load generator sent no request to {estate.frontend_url}")
-    return DemoOutcome(current, report, tuple(runs), time.monotonic() - started, tuple(problems))
+    return DemoOutcome(
+        current, report, tuple(done_runs), time.monotonic() - started, tuple(problems)
+    )

@@ -154,6 +154,12 @@ class Estate:
     def frontend_url(self) -> str:
         return f"http://{self.frontend[0]}:{self.frontend[1]}"
 
+    @property
+    def database(self) -> str:
+        """The service's SQLite database, shared by every app node (as one database server
+        is in a real estate): where ``deploy migrate`` records the schema migrations."""
+        return str(Path(self.root) / "db" / f"{self.service}.db")
+
     def node(self, identity: str) -> LabNode:
         for n in self.nodes:
             if n.identity == identity:

@@ -49,7 +49,15 @@ def catalog_doc(estate: Estate, checksums: Mapping[str, str]) -> dict[str, Any]:
                 "port": estate.web_nodes[0].app_port,
                 "health": dict(HEALTH),
                 "lb": {"mode": "http", "balance": "roundrobin"},
-                "migrations": {"command": "bin/migrate", "phase": "pre", "timeout": 60},
+                "migrations": {
+                    "command": "bin/migrate",
+                    "phase": "pre",
+                    "timeout": 60,
+                    # the demo's migration adds nothing an earlier release cannot run on
+                    "rollback_compatible": {
+                        v: list(RELEASES)[:i] for i, v in enumerate(RELEASES) if i
+                    },
+                },
                 "releases": {v: {"sha256": checksums[v]} for v in RELEASES if v in checksums},
                 "environments": {
                     estate.environment: {
@@ -162,6 +170,7 @@ def server_cfg(estate: Estate, node: LabNode, python: str) -> str:
             "plugin.deploy.service_manager = command",
             f"plugin.deploy.restart_command = {restart} {{release_dir}}",
             "plugin.deploy.restart_timeout = 30",
+            f"plugin.deploy.{estate.service}.migrate_dsn = sqlite:///{estate.database}",
             f"plugin.healthcheck.version_url = {node.app_url}/version",
             f"plugin.healthcheck.smoke_command = bin/smoke-test {{junit}} {node.app_url}",
         ]

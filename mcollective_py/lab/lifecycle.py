@@ -207,6 +207,7 @@ def _stand_up(estate: Estate, env: dict[str, str], ev: LabEvents) -> Estate:
         (d / "facts.yaml").write_text(layout.facts_yaml(node))
         (d / "classes.txt").write_text(layout.classes_txt(node))
     Path(estate.deploy_state_dir).mkdir(parents=True, exist_ok=True)
+    Path(estate.database).parent.mkdir(parents=True, exist_ok=True)
     finish()
 
     # 4. + 5. the broker's vhost, and Hiera + puppet apply of haproxy_pools, side by side

@@ -43,6 +43,15 @@ class LoadReport:
     phases: tuple[Phase, ...]
     answers: dict[str, int]
     errors: tuple[str, ...]  # the first few failures, as text
+    started_at: float = 0.0  # wall-clock time (epoch seconds) of second 0
+
+    def samples_csv(self) -> str:
+        """``time,requests,errors`` CSV, one row per second (``mco-py deploy report
+        --load-samples``)."""
+        rows = [
+            f"{self.started_at + s.second:.1f},{s.requests},{s.failures}" for s in self.per_second
+        ]
+        return "time,requests,errors\n" + "".join(f"{r}\n" for r in rows)
 
 
 class LoadGenerator:
@@ -67,6 +76,7 @@ class LoadGenerator:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._t0 = 0.0
+        self._wall_t0 = 0.0
         self._seconds: dict[int, list[int]] = {}
         self._answers: dict[str, int] = {}
         self._errors: list[str] = []
@@ -76,6 +86,7 @@ class LoadGenerator:
 
     def start(self) -> LoadGenerator:
         self._t0 = self.clock()
+        self._wall_t0 = time.time()
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"load-{i}", daemon=True)
             t.start()
@@ -150,6 +161,7 @@ class LoadGenerator:
                 phases=phases,
                 answers=dict(self._answers),
                 errors=tuple(self._errors),
+                started_at=self._wall_t0,
             )
 
     def stop(self) -> LoadReport:

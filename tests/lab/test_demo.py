@@ -1,5 +1,6 @@
-"""The demo's pure parts: the deploy command it runs, what it reads from the driver's output,
-and the report the CLI prints (golden: tests/golden/lab/demo-report.txt)."""
+"""The demo's pure parts: the deploy command it runs, how it words a run's outcome (from
+``mco-py deploy status --json``), the load samples it hands to ``mco-py deploy report``, and
+the report the CLI prints (golden: tests/golden/lab/demo-report.txt)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from mcollective_py.cli.common import Terminal
 from mcollective_py.cli.lab import _print_outcome
-from mcollective_py.lab.demo import DemoOutcome, DeployRun, parse_run
+from mcollective_py.lab.demo import DemoOutcome, DeployRun
 from mcollective_py.lab.estate import LabSpec, Ports, plan
 from mcollective_py.lab.load import LoadReport, Phase, Second
 from mcollective_py.lab.operator import deploy_command
@@ -37,24 +38,59 @@ def test_the_deploy_command_follows_the_drivers_contract() -> None:
         "/tmp/demo-lab/deploy-state",
         "--canary",
         "1",
+        "--gate-deadline",
+        "8",
         "--yes",
     ]
 
 
 @pytest.mark.parametrize(
-    ("output", "expected"),
+    ("run", "verdict"),
     [
+        (DeployRun("2.0.0", 0, 0, "r", "", "", 1.0, "done", {"web1.lab": "done"}), "done"),
         (
-            "run 20261204-1501-shop-2.0.0\njournal: /s/runs/x.jsonl\n",
-            ("20261204-1501-shop-2.0.0", "/s/runs/x.jsonl"),
+            DeployRun(
+                "3.0.0",
+                1,
+                1,
+                "r",
+                "",
+                "",
+                1.0,
+                "failed",
+                {"web1.lab": "rolled_back", "w2": "pending"},
+            ),
+            "failed and rolled back (web1.lab)",
         ),
-        ("Run ID: a1b2c3d4.\nJournal /s/j.log\n", ("a1b2c3d4", "/s/j.log")),
-        ("run_id=abcd-1234 journal=/tmp/j\n", ("abcd-1234", "/tmp/j")),
-        ("nothing here\n", ("", "")),
+        (
+            DeployRun("3.0.0", 1, 1, "r", "", "", 1.0, "failed", {"web1.lab": "failed"}),
+            "failed (web1.lab)",
+        ),
+        (
+            DeployRun("3.0.0", 1, 1, "r", "", "", 1.0, "failed", {"web1.lab": "pending"}),
+            "failed (no node rolled back)",
+        ),
+        (DeployRun("2.0.0", 4, 0, "r", "", "", 1.0, "paused", {}), "paused (exit 4)"),
+        (DeployRun("2.0.0", 2, 0, "", "", "", 1.0), "exit (exit 2)"),
+        (DeployRun("2.0.0", 1, 1, "", "", "", 1.0), "failed and rolled back"),
     ],
 )
-def test_parse_run(output: str, expected: tuple[str, str]) -> None:
-    assert parse_run(output) == expected
+def test_the_verdict_of_a_run(run: DeployRun, verdict: str) -> None:
+    assert run.verdict == verdict
+
+
+def test_load_samples_for_the_run_report() -> None:
+    load = LoadReport(
+        requests=81,
+        failures=1,
+        seconds=2.0,
+        per_second=(Second(0, 40, 0), Second(1, 41, 1)),
+        phases=(),
+        answers={},
+        errors=(),
+        started_at=1796393096.25,
+    )
+    assert load.samples_csv() == ("time,requests,errors\n1796393096.2,40,0\n1796393097.2,41,1\n")
 
 
 def test_the_report() -> None:
@@ -75,8 +111,18 @@ def test_the_report() -> None:
         versions={"web2.lab": "2.0.0", "web1.lab": "2.0.0"},
         load=load,
         deploys=(
-            DeployRun("2.0.0", 0, 0, "r1", "/j/r1", "/tmp/demo-lab/reports/r1.html", 44.9),
-            DeployRun("3.0.0", 1, 1, "r2", "", "", 14.2),
+            DeployRun("2.0.0", 0, 0, "r1", "/j/r1", "/tmp/demo-lab/reports/r1.html", 44.9, "done"),
+            DeployRun(
+                "3.0.0",
+                1,
+                1,
+                "r2",
+                "",
+                "",
+                14.2,
+                "failed",
+                {"web1.lab": "rolled_back", "web2.lab": "pending"},
+            ),
         ),
         seconds=61.6,
         problems=(),
@@ -126,7 +172,6 @@ def test_run_on_terminal_gives_the_child_a_terminal_of_our_size() -> None:
     assert "".join(seen) == out
     clean = ANSI.sub("", out).replace("\r\n", "\n")
     assert clean == "run id: r-77\ntty=True size=30x111\nprogress 1/2\rprogress 2/2\n"
-    assert parse_run(clean) == ("r-77", "")
 
 
 def test_run_piped_hands_on_lines() -> None:

@@ -4,15 +4,17 @@
 One lab for the module (``up`` takes ~15 s): 3 app nodes, the last of them a Ruby
 ``mcollectived`` hosting deploy and healthcheck through shims (``--ruby-nodes 1``), so every
 test also drives a Ruby node.  The tests run in file order and the last one takes the lab down
-and checks that nothing of it is left.  The demo's deploy phase with the real
-driver is skipped only while ``mco-py deploy`` does not exist (issue 12, in another branch).
+and checks that nothing of it is left.  The labs of these tests use the loopback block
+``PREFIX``.  The README's command itself (``mco-py lab demo`` on a lab of its own) is
+``test_demo_acceptance.py``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import socket
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,19 +27,22 @@ from mcollective_py.lab.broker import vhosts
 from mcollective_py.lab.load import LoadGenerator
 from mcollective_py.lab.processes import read_pid, running, wait_for
 from tests.conftest import lab_dir, ns_vhost, run_mco_py
-from tests.lab.rolling import deploy_by_hand
 
 pytestmark = pytest.mark.integration
 
 NODES = 3
 RUBY = 1
+#: The loopback /24 of these tests' labs (the lab's default is 127.0.14.).
+PREFIX = "127.0.17."
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Estate]:
     root = lab_dir("lab")
     down(root)  # a lab an interrupted run left here
-    spec = LabSpec(root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES, ruby_nodes=RUBY)
+    spec = LabSpec(
+        root=root, vhost=ns_vhost("mco-py-lab"), nodes=NODES, ruby_nodes=RUBY, prefix=PREFIX
+    )
     try:
         estate = up(spec).estate
         install(estate, INITIAL_VERSION, child_env())
@@ -70,7 +75,7 @@ def test_status_json_lists_every_process(lab: Estate) -> None:
         + [("app", w) for w in webs]
     )
     assert all(p["running"] and p["pid"] > 0 for p in rows.values()), rows
-    assert rows[("app", "web2.lab")]["address"] == "127.0.14.12"
+    assert rows[("app", "web2.lab")]["address"] == f"{PREFIX}12"
     for key in ("catalog", "hiera_config", "client_cfg"):
         assert Path(doc[key]).is_file(), key
     assert Path(doc["haproxy_socket"]).is_socket()
@@ -112,6 +117,8 @@ def test_up_twice_is_harmless(lab: Estate) -> None:
         str(NODES),
         "--ruby-nodes",
         str(RUBY),
+        "--prefix",
+        PREFIX,
     )
     assert r.returncode == 0, r.stderr
     assert "is already up (reused)" in r.stdout
@@ -120,7 +127,18 @@ def test_up_twice_is_harmless(lab: Estate) -> None:
 
 
 def test_a_different_lab_in_the_same_directory_is_refused(lab: Estate) -> None:
-    r = _cli("lab", "up", "--state-dir", lab.root, "--vhost", lab.vhost, "--nodes", str(NODES))
+    r = _cli(
+        "lab",
+        "up",
+        "--state-dir",
+        lab.root,
+        "--vhost",
+        lab.vhost,
+        "--nodes",
+        str(NODES),
+        "--prefix",
+        PREFIX,
+    )
     assert r.returncode == 2
     assert "run mco-py lab down first" in r.stderr
 
@@ -133,57 +151,49 @@ def test_v1_serves_every_request_through_the_frontend(lab: Estate) -> None:
     assert report.answers == {f"shop {INITIAL_VERSION}": report.requests}
 
 
-def test_demo_release_phases_with_a_rolling_deploy_by_hand(lab: Estate) -> None:
-    """The demo's phases (load, v2, broken v3, report) with the deploy done node by node
-    through the agents: the lab moves pools without losing a request, and 3.0.0's first node
-    fails its smoke test and is rolled back.  The last node is a Ruby node."""
-    outcome = demo_mod.run(
-        lab,
-        child_env(),
-        demo_mod.DemoEvents(),
-        report_dir=Path(lab.root) / "reports",
-        deployer=deploy_by_hand,
-    )
+def test_the_demo_phases_with_the_driver_through_a_ruby_node(lab: Estate) -> None:
+    """The demo's phases (load, v2, broken v3, report) on this lab, whose last node is a Ruby
+    ``mcollectived``: the driver moves it through the shims without losing a request, and
+    3.0.0's canary is rolled back."""
+    reports = Path(lab.root) / "reports"
+    outcome = demo_mod.run(lab, child_env(), demo_mod.DemoEvents(), report_dir=reports)
     assert outcome.problems == (), outcome
     assert outcome.versions == {f"web{i}.lab": "2.0.0" for i in range(1, NODES + 1)}
-    assert [r.exit_code for r in outcome.deploys] == [0, 1]
+    two, three = outcome.deploys
+    assert (two.exit_code, two.outcome, two.verdict) == (0, "done", "done")
+    assert two.nodes == {f"web{i}.lab": "done" for i in range(1, NODES + 1)}
+    assert (three.exit_code, three.verdict) == (1, "failed and rolled back (web1.lab)")
+    assert {Path(r.report).parent for r in outcome.deploys} == {reports}
     phases = {p.name: p for p in outcome.load.phases}
     assert phases["2.0.0"].requests > 0 and phases["2.0.0"].failures == 0
-    assert phases["3.0.0"].failures == 0
     assert outcome.load.failures == 0, outcome.load.errors
     assert set(outcome.load.answers) == {"shop 1.0.0", "shop 2.0.0"}
+    with sqlite3.connect(lab.database) as db:
+        rows = db.execute("select version, phase, node, outcome from mco_migrations").fetchall()
+    assert sorted(rows) == [("2.0.0", "pre", "web1.lab", "ok"), ("3.0.0", "pre", "web1.lab", "ok")]
 
 
-def test_the_demo_with_the_deploy_driver() -> None:
-    """The acceptance test: `mco-py lab demo` as the README's first command runs it."""
-    env = child_env()
-    if not demo_mod.deploy_available(env):
-        pytest.skip("mco-py deploy (issue 12) is not a command of this mco-py yet")
-    root = lab_dir("lab-demo")
-    reports = lab_dir("lab-demo-reports")
-    r = run_mco_py(
-        env,
-        "lab",
-        "demo",
-        "--state-dir",
-        str(root),
-        "--vhost",
-        ns_vhost("mco-py-lab-demo"),
-        "--report-dir",
-        str(reports),
-        timeout=300,
+def test_the_demo_on_a_kept_lab_serving_2_0_0_starts_from_1_0_0_again(lab: Estate) -> None:
+    """``mco-py lab demo --keep`` on this lab (every node on 2.0.0 after the test above): the
+    demo reuses the lab, puts 1.0.0 back and rolls 2.0.0 again, rather than finding nothing
+    to do; the lab keeps running."""
+    before = {k: v for k, v in _pids(lab).items() if k[0] != "app"}
+    reports = Path(lab.root) / "reports-kept"
+    # fmt: off
+    r = _cli(
+        "lab", "demo", "--keep", "--state-dir", lab.root, "--vhost", lab.vhost,
+        "--nodes", str(NODES), "--ruby-nodes", str(RUBY), "--prefix", PREFIX,
+        "--report-dir", str(reports), timeout=180,
     )
+    # fmt: on
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
-    assert "failed requests: 0" in r.stdout
-    assert "deploy 3.0.0: failed and rolled back" in r.stdout
-    assert "result: as expected" in r.stdout
-    html = sorted(reports.glob("*.html"))
-    assert len(html) == 2, r.stdout[-2000:]
-    for page in html:
-        assert f"HTML run report: {page}" in r.stdout
-    assert not root.exists()
-    assert ns_vhost("mco-py-lab-demo") not in vhosts()
-    shutil.rmtree(reports)  # the demo keeps them on purpose; the test does not
+    assert "is already up (reused)" in r.stdout
+    webs = ", ".join(f"web{i}.lab" for i in range(1, NODES + 1))
+    assert f"putting shop {INITIAL_VERSION} back on {webs}" in r.stdout
+    assert re.search(r"^deploy 2\.0\.0: done in ", r.stdout, re.M)
+    assert "failed requests: 0\n" in r.stdout and "result: as expected" in r.stdout
+    assert f"the lab keeps running: mco-py lab status --state-dir {lab.root}" in r.stdout
+    assert {k: v for k, v in _pids(lab).items() if k[0] != "app"} == before
 
 
 def test_down_leaves_nothing_behind(lab: Estate) -> None:
