@@ -451,17 +451,6 @@ class Executor:
         if m is None or phase in self.migrations_done:
             return
         node = self.plan.steps[0].nodes[0] if self.plan.steps else self.plan.nodes[0].identity
-        if phase == "pre":  # the command is the release's own: fetch it first (docs/agents.md)
-            args = {"service": self.plan.service, "version": self.plan.version}
-            got = self._call(
-                "deploy", "fetch", {**args, "sha256": self.plan.sha256}, [node], FETCH_TIMEOUT
-            )
-            if not got[node].ok:
-                raise _Stop(
-                    "failed",
-                    f"pre migration: fetch on {node}: {got[node].message}; no node was touched",
-                    1,
-                )
         # write-ahead: a kill during the migration leaves "started" without "ok", and resume
         # asks again (the node's ledger never applies a completed phase twice)
         self.migrations_tried.add(phase)
