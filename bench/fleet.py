@@ -526,7 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command += f" --sizes {args.sizes} --only {','.join(k for k in ROW_KEYS if k in only)}"
     text = (
         f"Measured {started:%Y-%m-%d %H:%M} UTC by `{command}` "
-        f"({took.seconds // 60} min), medians; ratio = mco-py / Ruby cost, **below 1.00 mco-py "
+        f"({took.total_seconds() / 60:.1f} min), medians; ratio = mco-py / Ruby cost, **below 1.00 mco-py "
         f"is faster**.\n\nMachine: {machine()}\n\n{table(rows)}"
     )
     print(text)
