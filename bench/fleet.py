@@ -110,7 +110,7 @@ def timed(cmd: Sequence[str], env: dict[str, str], want: int | None) -> tuple[fl
     r = subprocess.run(list(cmd), env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     took = time.perf_counter() - t
     if r.returncode != 0:
-        first = (r.stderr.strip().splitlines() or [""])[-1][:120]
+        first = (ANSI.sub("", r.stderr).strip().splitlines() or [""])[-1][:120]
         return took, f"exit {r.returncode}: {first}"
     if want is not None:
         got = replies_seen(r.stdout)
@@ -279,7 +279,8 @@ def absorb_rows(cfg: str, n: int) -> list[Row]:
             f"{r.full:,.0f}/s",
             "2,500-3,000/s (published)",
             f"{ruby / r.full:.2f}",
-            f"pika path alone {r.pika:,.0f}/s; verify+decode alone {r.decode:,.0f}/s",
+            f"{r.full_cpu:,.0f}/s of CPU; pika path alone {r.pika:,.0f}/s "
+            f"({r.pika_cpu:,.0f}/s of CPU); verify+decode alone {r.decode:,.0f}/s",
         )
     ]
 
