@@ -4,6 +4,7 @@ same run — one table, every figure a ratio.
 Usage (as root, from the repository root, on a machine set up by ``scripts/setup``)::
 
     bench/run [--runs 3] [--sizes 3,100,1000] [--big 10000] [--write docs/performance.md]
+    bench/run --sizes 1000 --only rpc,quiet,direct-all,absorb   # a few rows (minutes, not 7)
 
 For each fleet size a fresh ``mco-py lab sim --nodes N`` serves ``sim-00001``… in its own
 vhost (psk, Marshal); then each command pair is timed alternately ``--runs`` times (mco-py,
@@ -11,7 +12,9 @@ then Ruby ``mco``, same client.cfg) and the medians are compared.  A run only co
 command exited 0 and received every reply it should; otherwise the cell says so.
 
 Ratio convention: mco-py's cost / Ruby's cost (wall time, or 1/rate), so **below 1.00 means
-mco-py is faster**.  ``--write FILE`` replaces the block between the ``bench/run`` markers in
+mco-py is faster**.  ``--only KEYS`` runs only the named rows (:data:`ROW_KEYS`); a
+row measured in an earlier run is then not in the new table, so a partial table says which
+rows it holds.  ``--write FILE`` replaces the block between the ``bench/run`` markers in
 FILE with the table, the machine and the date.
 """
 
@@ -45,6 +48,21 @@ from tests.conftest import (  # noqa: E402
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MARK_BEGIN = "<!-- bench/run: begin -->"
 MARK_END = "<!-- bench/run: end -->"
+#: the row groups ``--only`` can name, in table order
+ROW_KEYS = {
+    "cli": "CLI start (--help)",
+    "ping": "ping -t 2",
+    "rpc": "rpc rpcutil ping, default mc discovery",
+    "quiet": "rpc rpcutil ping --discovery-quiet 200 (Ruby: default discovery)",
+    "direct-all": "rpc rpcutil ping -I (every node, direct)",
+    "direct-one": "rpc rpcutil ping -I sim-00001, with and without PYTHONDONTWRITEBYTECODE",
+    "processing": "replies/s during rpc (sizes >= 1000)",
+    "big": "mco-py alone at --big nodes",
+    "absorb": "replies/s absorbed",
+    "marshal": "Marshal encode/decode",
+    "daemon": "daemon requests/s",
+}
+QUIET_MS = 200
 
 
 @dataclass
@@ -92,7 +110,7 @@ def timed(cmd: Sequence[str], env: dict[str, str], want: int | None) -> tuple[fl
     r = subprocess.run(list(cmd), env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     took = time.perf_counter() - t
     if r.returncode != 0:
-        first = (r.stderr.strip().splitlines() or [""])[-1][:120]
+        first = (ANSI.sub("", r.stderr).strip().splitlines() or [""])[-1][:120]
         return took, f"exit {r.returncode}: {first}"
     if want is not None:
         got = replies_seen(r.stdout)
@@ -183,51 +201,68 @@ def has_quiet_flag(env: dict[str, str]) -> bool:
     return "--discovery-quiet" in r.stdout
 
 
-def fleet_rows(n: int, env: dict[str, str], cfg: str, runs: int, quiet: bool) -> list[Row]:
+def fleet_rows(
+    n: int,
+    env: dict[str, str],
+    cfg: str,
+    runs: int,
+    quiet: bool,
+    only: frozenset[str] = frozenset(ROW_KEYS),
+) -> list[Row]:
     mco = ["mco"]
     tail = ["-c", cfg]
     rows: list[Row] = []
     nodes = str(n)
-    a, b = compare([*MCO_PY, "ping", "-t", "2"], [*mco, "ping", "-t", "2", *tail], env, runs, n)
-    rows.append(row("ping -t 2", nodes, a, b))
-    a, b = compare(
-        [*MCO_PY, "rpc", "rpcutil", "ping"], [*mco, "rpc", "rpcutil", "ping", *tail], env, runs, n
-    )
-    rows.append(row("rpc rpcutil ping (mc discovery, 2 s)", nodes, a, b))
-    if quiet:
+    if "ping" in only:
+        a, b = compare([*MCO_PY, "ping", "-t", "2"], [*mco, "ping", "-t", "2", *tail], env, runs, n)
+        rows.append(row("ping -t 2", nodes, a, b))
+    if "rpc" in only:
         a, b = compare(
-            [*MCO_PY, "rpc", "rpcutil", "ping", "--discovery-quiet", "100"],
+            [*MCO_PY, "rpc", "rpcutil", "ping"],
             [*mco, "rpc", "rpcutil", "ping", *tail],
             env,
             runs,
             n,
         )
-        rows.append(row("rpc rpcutil ping --discovery-quiet 100 (Ruby: default)", nodes, a, b))
-    else:
+        rows.append(row("rpc rpcutil ping (mc discovery, 2 s)", nodes, a, b))
+    if "quiet" in only and quiet:
+        a, b = compare(
+            [*MCO_PY, "rpc", "rpcutil", "ping", "--discovery-quiet", str(QUIET_MS)],
+            [*mco, "rpc", "rpcutil", "ping", *tail],
+            env,
+            runs,
+            n,
+        )
+        rows.append(
+            row(f"rpc rpcutil ping --discovery-quiet {QUIET_MS} (Ruby: default)", nodes, a, b)
+        )
+    elif "quiet" in only:
         rows.append(
             Row(
-                "rpc rpcutil ping --discovery-quiet 100",
+                f"rpc rpcutil ping --discovery-quiet {QUIET_MS}",
                 nodes,
                 "n/a (flag not available)",
                 "-",
                 "-",
             )
         )
-    ids = [x for i in range(1, n + 1) for x in ("-I", f"sim-{i:05d}")]
-    a, b = compare(
-        [*MCO_PY, "rpc", "rpcutil", "ping", *ids],
-        [*mco, "rpc", "rpcutil", "ping", *ids, *tail],
-        env,
-        runs,
-        n,
-    )
-    rows.append(row(f"rpc rpcutil ping -I (all {n}, direct)", nodes, a, b))
-    one = ["rpc", "rpcutil", "ping", "-I", "sim-00001"]
-    a, b = compare([*MCO_PY, *one], [*mco, *one, *tail], env, runs + 2, 1)
-    rows.append(row("rpc rpcutil ping -I sim-00001", nodes, a, b))
-    nobc = dict(env, PYTHONDONTWRITEBYTECODE="1")
-    a, b = compare([*MCO_PY, *one], [*mco, *one, *tail], env, runs + 2, 1, ours_env=nobc)
-    rows.append(row("  same, PYTHONDONTWRITEBYTECODE=1", nodes, a, b))
+    if "direct-all" in only:
+        ids = [x for i in range(1, n + 1) for x in ("-I", f"sim-{i:05d}")]
+        a, b = compare(
+            [*MCO_PY, "rpc", "rpcutil", "ping", *ids],
+            [*mco, "rpc", "rpcutil", "ping", *ids, *tail],
+            env,
+            runs,
+            n,
+        )
+        rows.append(row(f"rpc rpcutil ping -I (all {n}, direct)", nodes, a, b))
+    if "direct-one" in only:
+        one = ["rpc", "rpcutil", "ping", "-I", "sim-00001"]
+        a, b = compare([*MCO_PY, *one], [*mco, *one, *tail], env, runs + 2, 1)
+        rows.append(row("rpc rpcutil ping -I sim-00001", nodes, a, b))
+        nobc = dict(env, PYTHONDONTWRITEBYTECODE="1")
+        a, b = compare([*MCO_PY, *one], [*mco, *one, *tail], env, runs + 2, 1, ours_env=nobc)
+        rows.append(row("  same, PYTHONDONTWRITEBYTECODE=1", nodes, a, b))
     return rows
 
 
@@ -244,7 +279,8 @@ def absorb_rows(cfg: str, n: int) -> list[Row]:
             f"{r.full:,.0f}/s",
             "2,500-3,000/s (published)",
             f"{ruby / r.full:.2f}",
-            f"pika path alone {r.pika:,.0f}/s; verify+decode alone {r.decode:,.0f}/s",
+            f"{r.full_cpu:,.0f}/s of CPU; pika path alone {r.pika:,.0f}/s "
+            f"({r.pika_cpu:,.0f}/s of CPU); verify+decode alone {r.decode:,.0f}/s",
         )
     ]
 
@@ -401,12 +437,17 @@ def table(rows: Sequence[Row]) -> str:
     )
 
 
-def write(path: Path, text: str) -> None:
+def write(path: Path, text: str, partial: bool = False) -> None:
+    """Replace the block between the markers (a partial ``--only`` table has its own
+    markers, so it never overwrites the full table)."""
+    begin, end = (MARK_BEGIN, MARK_END)
+    if partial:
+        begin, end = (m.replace("bench/run:", "bench/run --only:") for m in (begin, end))
     doc = path.read_text() if path.exists() else ""
-    block = f"{MARK_BEGIN}\n{text}{MARK_END}"
-    if MARK_BEGIN in doc and MARK_END in doc:
-        pre, rest = doc.split(MARK_BEGIN, 1)
-        post = rest.split(MARK_END, 1)[1]
+    block = f"{begin}\n{text}{end}"
+    if begin in doc and end in doc:
+        pre, rest = doc.split(begin, 1)
+        post = rest.split(end, 1)[1]
         doc = pre + block + post
     else:
         doc = doc + ("\n" if doc else "") + block + "\n"
@@ -425,9 +466,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--daemon-seconds", type=float, default=5.0, help="0: skip the daemon bench")
     ap.add_argument("--skip-marshal", action="store_true")
+    ap.add_argument(
+        "--only",
+        metavar="KEYS",
+        help="comma-separated row groups to run (default: all): " + ", ".join(ROW_KEYS),
+    )
     ap.add_argument("--write", metavar="FILE", help="put the table into FILE between the markers")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    only = frozenset(ROW_KEYS)
+    if args.only:
+        only = frozenset(k.strip() for k in args.only.split(",") if k.strip())
+        unknown = sorted(only - set(ROW_KEYS))
+        if unknown:
+            ap.error(
+                f"--only: unknown row group(s) {', '.join(unknown)}; known: {', '.join(ROW_KEYS)}"
+            )
+    fleet_keys = {"ping", "rpc", "quiet", "direct-all", "direct-one", "processing"}
 
     root = lab_dir("bench-run")
     vhost = ns_vhost("mco-py-benchrun")
@@ -442,38 +497,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
 
     rows: list[Row] = []
-    rows += cli_start_rows(env, args.runs)
-    for n in sizes:
+    if "cli" in only:
+        rows += cli_start_rows(env, args.runs)
+    for n in sizes if only & fleet_keys else []:
         sim = Sim(root, n, env)
         try:
-            rows += fleet_rows(n, env, str(cfg), args.runs, quiet)
-            if n >= 1000:
+            rows += fleet_rows(n, env, str(cfg), args.runs, quiet, only)
+            if n >= 1000 and "processing" in only:
                 rows += processing_rows(env, str(cfg), n, args.runs)
         finally:
             sim.stop()
         print(table(rows), flush=True)
-    if args.big:
+    if args.big and "big" in only:
         sim = Sim(root, args.big, env)
         try:
             rows += big_rows(args.big, env, max(1, args.runs - 1), quiet)
         finally:
             sim.stop()
-    if args.absorb:
+    if args.absorb and "absorb" in only:
         rows += absorb_rows(str(cfg), args.absorb)
-    if not args.skip_marshal:
+    if not args.skip_marshal and "marshal" in only:
         rows += marshal_rows()
-    if args.daemon_seconds:
+    if args.daemon_seconds and "daemon" in only:
         rows += daemon_rows(args.daemon_seconds)
 
     took = datetime.datetime.now(datetime.UTC) - started
+    command = f"bench/run --runs {args.runs}"
+    if args.only:
+        command += f" --sizes {args.sizes} --only {','.join(k for k in ROW_KEYS if k in only)}"
     text = (
-        f"Measured {started:%Y-%m-%d %H:%M} UTC by `bench/run --runs {args.runs}` "
-        f"({took.seconds // 60} min), medians; ratio = mco-py / Ruby cost, **below 1.00 mco-py "
+        f"Measured {started:%Y-%m-%d %H:%M} UTC by `{command}` "
+        f"({took.total_seconds() / 60:.1f} min), medians; ratio = mco-py / Ruby cost, **below 1.00 mco-py "
         f"is faster**.\n\nMachine: {machine()}\n\n{table(rows)}"
     )
     print(text)
     if args.write:
-        write(Path(args.write), text)
+        write(Path(args.write), text, partial=bool(args.only))
     return 0
 
 

@@ -136,3 +136,128 @@ def test_a_reply_queue_cancelled_by_the_broker_is_declared_anew(mocker: Any) -> 
     other = mocker.MagicMock(method=mocker.MagicMock(consumer_tag="someone-else"))
     c._on_cancel(c._ch, other)
     assert c.reply_queue() == "q2"
+
+
+# ---------------------------------------------------------------- one queue, many bindings
+def test_subscribe_shared_binds_every_target_to_one_queue(mocker: Any) -> None:
+    c, conn = _connector(mocker)
+    targets = [
+        Target.broadcast("mcollective", "rpcutil"),
+        Target.directed("mcollective", "sim-00001"),
+        Target.directed("mcollective", "sim-00002"),
+    ]
+    assert c.subscribe_shared(targets) == "q1"
+    ch = c._ch
+    assert ch.queue_declare.call_count == 1  # one queue, not one per target
+    assert [call.kwargs for call in ch.queue_bind.call_args_list] == [
+        {"queue": "q1", "exchange": "mcollective_broadcast", "routing_key": "rpcutil"},
+        {"queue": "q1", "exchange": "mcollective_directed", "routing_key": "sim-00001"},
+        {"queue": "q1", "exchange": "mcollective_directed", "routing_key": "sim-00002"},
+    ]
+    # each exchange checked once, before anything is declared
+    assert sorted(call.kwargs["exchange"] for call in ch.exchange_declare.call_args_list) == [
+        "mcollective_broadcast",
+        "mcollective_directed",
+    ]
+    assert ch.basic_consume.call_count == 1
+    assert ch.basic_consume.call_args.kwargs["queue"] == "q1"
+
+
+def test_subscribe_shared_deliveries_name_the_binding_that_matched(mocker: Any) -> None:
+    c, _ = _connector(mocker)
+    c.subscribe_shared([Target.directed("mcollective", "sim-00002")])
+    on_message = c._ch.basic_consume.call_args.kwargs["on_message_callback"]
+    method = mocker.MagicMock(exchange="mcollective_directed", routing_key="sim-00002")
+    props = pika.BasicProperties(
+        reply_to="amq.gen-r", expiration="70000", headers={"mc_sender": b"client1"}
+    )
+    on_message(c._ch, method, props, b"payload")
+    d = c.receive(0)
+    assert d is not None
+    assert (d.payload, d.destination, d.reply_to, d.sender, d.expiration_ms) == (
+        b"payload",
+        "mcollective_directed/sim-00002",
+        "amq.gen-r",
+        "client1",
+        70000,
+    )
+
+
+def test_subscribe_shared_refuses_a_reply_target_before_declaring_anything(mocker: Any) -> None:
+    c, conn = _connector(mocker)
+    with pytest.raises(TransportError, match=r"^cannot subscribe to a reply target$"):
+        c.subscribe_shared([Target.directed("mcollective", "n1"), Target.reply("q")])
+    assert conn.channel.call_count == 0  # nothing declared, not even a channel
+
+
+def test_subscribe_shared_broker_failure_is_a_transport_error(mocker: Any) -> None:
+    c, _ = _connector(mocker)
+    ch = c._channel()
+    ch.queue_bind.side_effect = pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED")
+    with pytest.raises(
+        TransportError,
+        match=r"^cannot bind 2 subscriptions to one queue: the broker closed the channel "
+        r"\(403 ACCESS_REFUSED\)$",
+    ):
+        c.subscribe_shared(
+            [Target.directed("mcollective", "n1"), Target.directed("mcollective", "n2")]
+        )
+    assert c._ch is None  # the channel (and the half-bound queue with it) is forgotten
+
+
+def test_subscribe_shared_missing_exchange_names_it(mocker: Any) -> None:
+    c, _ = _connector(mocker)
+    c.connected_to = c.brokers[0]
+    c._channel().exchange_declare.side_effect = pika.exceptions.ChannelClosedByBroker(
+        404, "NOT_FOUND"
+    )
+    with pytest.raises(
+        TransportError, match=r"^cannot check exchange 'other_directed': it does not exist"
+    ):
+        c.subscribe_shared([Target.directed("other", "n1")])
+
+
+# ---------------------------------------------------------------- pika's receive buffer
+def test_receive_buffer_is_raised_on_this_connection_only(mocker: Any) -> None:
+    from pika.adapters.utils.io_services_utils import _AsyncTransportBase
+
+    from mcollective_py.connectors import rabbitmq
+
+    transport = mocker.MagicMock(_MAX_RECV_BYTES=4096)
+    conn = mocker.MagicMock(_impl=mocker.MagicMock(_transport=transport))
+    assert rabbitmq._tune_receive_buffer(conn) is True
+    assert transport._MAX_RECV_BYTES == rabbitmq.RECV_BYTES
+    assert _AsyncTransportBase._MAX_RECV_BYTES == 4096  # pika's class is untouched
+
+
+@pytest.mark.parametrize(
+    ("version", "transport_attr"),
+    [("2.0.0", 4096), ("1.2.1", 4096), ("1.4.4", None), ("1.4.4", "4096")],
+    ids=["newer-pika", "older-pika", "attribute-gone", "attribute-not-int"],
+)
+def test_receive_buffer_falls_back_to_pikas_default(
+    mocker: Any, version: str, transport_attr: Any
+) -> None:
+    from mcollective_py.connectors import rabbitmq
+
+    mocker.patch.object(rabbitmq.pika, "__version__", version)
+    transport = mocker.MagicMock(spec=["write"])  # no _MAX_RECV_BYTES unless given
+    if transport_attr is not None:
+        transport._MAX_RECV_BYTES = transport_attr
+    conn = mocker.MagicMock(_impl=mocker.MagicMock(_transport=transport))
+    assert rabbitmq._tune_receive_buffer(conn) is False
+    assert getattr(transport, "_MAX_RECV_BYTES", None) == transport_attr  # left as it was
+
+
+def test_connect_tunes_the_receive_buffer_of_the_real_pika_transport(mocker: Any) -> None:
+    """Against the installed pika's real transport class: the attribute is still there."""
+    from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
+
+    assert isinstance(_AsyncPlaintextTransport._MAX_RECV_BYTES, int)
+    c, conn = _connector(mocker)
+    fresh = mocker.MagicMock(is_open=True)
+    fresh._impl._transport = mocker.MagicMock(_MAX_RECV_BYTES=4096)
+    c._conn = None
+    mocker.patch.object(pika, "BlockingConnection", return_value=fresh)
+    c.connect()
+    assert fresh._impl._transport._MAX_RECV_BYTES == 16 * 1024

@@ -21,6 +21,15 @@ then opens a fresh channel, and the next ``connect()`` a fresh connection; ``rep
 declares a new queue whenever the old one is gone (channel or connection closed by the
 broker, or the queue deleted: the broker's consumer-cancel notice says so).  A client kept
 open across such trouble therefore completes its next call.
+
+Receive buffer: pika reads its socket 4 KB at a time, a private class constant with no
+public setting.  :func:`_tune_receive_buffer` raises it to :data:`RECV_BYTES` on each of
+OUR connections only (an instance attribute on the connection's transport, never pika's
+class), and only for the pika versions it was checked against (:data:`RECV_TUNED_PIKA`)
+when the attribute is where and what it was; otherwise pika's default stays and a debug
+line says why.  The size is measured, not maximal: pika copies the rest of its frame
+buffer after every frame it decodes, so a 256 KB read costs more CPU per reply than a
+4 KB one (docs/performance.md, "pika's receive buffer").
 """
 
 from __future__ import annotations
@@ -44,6 +53,12 @@ from .base import Connector, Delivery, Target
 log = logging.getLogger(__name__)
 # pika logs every failed connection attempt with a traceback; we report them ourselves.
 logging.getLogger("pika").setLevel(logging.CRITICAL)
+
+#: bytes per socket read on our pika connections (pika's own default is 4096)
+RECV_BYTES = 16 * 1024
+#: pika (major, minor) versions whose transport was read (1.3.2, 1.4.4): ``_MAX_RECV_BYTES``
+#: on ``BlockingConnection._impl._transport``, read per ``recv`` in ``_consume``
+RECV_TUNED_PIKA = ((1, 3), (1, 4))
 
 
 @dataclass(frozen=True)
@@ -197,6 +212,7 @@ class RabbitMQConnector(Connector):
             try:
                 with self._boundary(b.where, broker=b):
                     self._conn = pika.BlockingConnection(self._params(b))
+                _tune_receive_buffer(self._conn)
                 self._channel()
                 self.connected_to = b
                 log.debug("connected to %s vhost %s", b.where, b.vhost)
@@ -358,12 +374,7 @@ class RabbitMQConnector(Connector):
         ``<c>_broadcast`` key agent; directed: ``<c>_directed`` key identity)."""
         ch = self._channel()
         for t in targets:
-            if t.kind == "broadcast":
-                exchange, key = f"{t.collective}_broadcast", t.agent
-            elif t.kind == "directed":
-                exchange, key = f"{t.collective}_directed", t.identity
-            else:
-                raise TransportError(f"cannot subscribe to a {t.kind} target")
+            exchange, key = _binding(t)
             self._check_exchange(exchange)
             with self._boundary(f"cannot subscribe to {exchange}/{key}"):
                 q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
@@ -371,18 +382,45 @@ class RabbitMQConnector(Connector):
                 ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
             self._subscriptions.append(t)
 
+    def subscribe_shared(self, targets: Sequence[Target]) -> str:
+        """Bind every target to ONE exclusive, auto-deleted, server-named queue with one
+        consumer, and return the queue's name.
+
+        For a process that answers for many identities (the fleet simulator): 10,000
+        directed targets become 10,000 bindings on one queue, not 10,000 queues.  A
+        delivery's ``destination`` (``exchange/routing_key``) says which binding matched.
+        Every target is checked before anything is declared (only broadcast and directed
+        targets can be subscribed: TransportError otherwise), and every exchange is checked
+        once (a missing one: TransportError naming it and what to do).  Broker failures are
+        TransportError through the connector's one boundary, like everything else here; the
+        queue goes with the channel, so after trouble ``connect()`` and call this again.
+        """
+        bindings = [_binding(t) for t in targets]
+        for exchange in sorted({e for e, _ in bindings}):
+            self._check_exchange(exchange)
+        ch = self._channel()
+        with self._boundary(f"cannot bind {len(bindings)} subscriptions to one queue"):
+            q = ch.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+            for exchange, key in bindings:
+                ch.queue_bind(queue=q, exchange=exchange, routing_key=key)
+            ch.basic_consume(queue=q, on_message_callback=self._on_message, auto_ack=True)
+        self._subscriptions.extend(targets)
+        return str(q)
+
     # ---------------------------------------------------------------- receiving
     def _on_message(self, ch: Any, method: Any, props: Any, body: bytes) -> None:
-        headers = {str(k): _hdr(v) for k, v in (props.headers or {}).items()}
+        # once per message: kept to plain operations (no per-reply work beyond the Delivery)
+        raw = props.headers
+        headers = {str(k): _hdr(v) for k, v in raw.items()} if raw else {}
         exp = props.expiration
         self._inbox.append(
             Delivery(
-                payload=body,
-                reply_to=props.reply_to,
-                sender=headers.get("mc_sender"),
-                expiration_ms=int(exp) if exp and str(exp).isdigit() else None,
-                headers=headers,
-                destination=f"{method.exchange}/{method.routing_key}",
+                body,
+                props.reply_to,
+                headers.get("mc_sender"),
+                int(exp) if exp and str(exp).isdigit() else None,
+                headers,
+                method.exchange + "/" + method.routing_key,
             )
         )
 
@@ -400,6 +438,43 @@ class RabbitMQConnector(Connector):
                 return self._inbox.popleft()
             if left <= 0:
                 return None
+
+
+def _binding(t: Target) -> tuple[str, str]:
+    """``(exchange, routing_key)`` a node binds for a broadcast or directed target."""
+    if t.kind == "broadcast":
+        return f"{t.collective}_broadcast", t.agent
+    if t.kind == "directed":
+        return f"{t.collective}_directed", t.identity
+    raise TransportError(f"cannot subscribe to a {t.kind} target")
+
+
+def _tune_receive_buffer(conn: Any, size: int = RECV_BYTES) -> bool:
+    """Make ``conn`` (a pika BlockingConnection) read its socket ``size`` bytes at a time.
+
+    Only on pika versions in :data:`RECV_TUNED_PIKA`, and only when the connection's
+    transport still has an integer ``_MAX_RECV_BYTES`` (pika 1.3/1.4's
+    ``_AsyncTransportBase``); the value is set on this one transport instance, so other
+    pika connections in the process keep pika's default.  Returns whether it was set;
+    never raises (pika's default is a correct fallback: 4 KB reads measured no slower
+    than 16 KB within this machine's noise, docs/performance.md).
+    """
+    version = tuple(int(x) for x in pika.__version__.split(".")[:2] if x.isdigit())
+    if version not in RECV_TUNED_PIKA:
+        log.debug("pika %s: socket reads left at pika's default size", pika.__version__)
+        return False
+    transport: Any = getattr(getattr(conn, "_impl", None), "_transport", None)
+    current = getattr(transport, "_MAX_RECV_BYTES", None)
+    if type(current) is not int:
+        log.debug(
+            "pika %s: no integer _MAX_RECV_BYTES on the transport (%r); socket reads left "
+            "at pika's default size",
+            pika.__version__,
+            type(transport).__name__,
+        )
+        return False
+    transport._MAX_RECV_BYTES = size
+    return True
 
 
 def _hdr(v: Any) -> str:

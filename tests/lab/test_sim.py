@@ -441,3 +441,43 @@ def test_ssl_fleet_answers_both_clients() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.integration
+def test_subscribe_shared_one_queue_many_bindings_on_the_real_broker() -> None:
+    """The connector method the simulator subscribes with: one queue, a binding per target;
+    each delivery names the binding that matched; an unbound identity gets nothing."""
+    from mcollective_py.connectors.base import Target
+    from mcollective_py.connectors.rabbitmq import RabbitMQConnector
+
+    vhost = ns_vhost("mco-py-sim-shared")
+    ensure_vhost(vhost)
+    f = lab_dir("sim-shared") / "client.cfg"
+    f.write_text(client_cfg_text(vhost))
+    cfg = config_mod.load(str(f), env={}, home=str(f.parent), system_dirs=())
+    node, client = RabbitMQConnector.from_config(cfg), RabbitMQConnector.from_config(cfg)
+    node.connect()
+    client.connect()
+    try:
+        q = node.subscribe_shared(
+            [
+                Target.broadcast("mcollective", "rpcutil"),
+                Target.directed("mcollective", "sim-00001"),
+                Target.directed("mcollective", "sim-00002"),
+            ]
+        )
+        assert q.startswith("amq.gen-")
+        client.publish(Target.directed("mcollective", "sim-00002"), b"to-2")
+        client.publish(Target.directed("mcollective", "sim-00003"), b"to-nobody")
+        client.publish(Target.broadcast("mcollective", "rpcutil"), b"to-all")
+        client.publish(Target.broadcast("mcollective", "discovery"), b"not-bound")
+        got = []
+        while (d := node.receive(2.0)) is not None:
+            got.append((d.payload, d.destination, d.sender))
+        assert sorted(got) == [
+            (b"to-2", "mcollective_directed/sim-00002", "mco-lab-client"),
+            (b"to-all", "mcollective_broadcast/rpcutil", "mco-lab-client"),
+        ]
+    finally:
+        client.close()
+        node.close()
