@@ -368,6 +368,17 @@ def test_the_report_shows_the_run() -> None:
     assert "database pool exhausted" in page
 
 
+def test_a_gates_retries_draw_lines_but_one_label() -> None:
+    events = journal("gate_fails_in_step2")
+    failed = next(e for e in events if e.kind == "gate" and e.outcome == "failed")
+    retries = [DeployEvent.from_dict({**failed.to_dict(), "time": failed.time + k}) for k in (1, 2)]
+    at = events.index(failed) + 1
+    page = render_report([*events[:at], *retries, *events[at:]])
+    assert page.count('class="failure"') == 3  # a line per failed attempt
+    assert page.count("✕ gate failed: web4.staging") == 1  # one label, with the count
+    assert "✕ gate failed: web4.staging (×3)" in page
+
+
 @pytest.mark.parametrize(
     ("name", "touched"),
     [("pre_migration_fails", "0 of 4"), ("gate_fails_in_step2", "4 of 4")],

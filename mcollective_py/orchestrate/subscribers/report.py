@@ -262,6 +262,8 @@ def _timeline(view: RunView, samples: Sequence[LoadSample]) -> str:
             f'<line class="{cls}" x1="{tl.x(t)}" x2="{tl.x(t)}" y1="{TOP - 10}" y2="{bottom}" '
             f'stroke="{color}" stroke-width="1.5" stroke-dasharray="{"" if cls != "rollback" else "3,3"}"/>',
         )
+        if not label:  # a repeat (a gate's retries): the line only, so labels never pile up
+            return
         near_end = tl.x(t) > WIDTH - RIGHT - 160
         tx, anchor = (tl.x(t) - 3, "end") if near_end else (tl.x(t) + 3, "start")
         tl.add(
@@ -282,11 +284,12 @@ def _timeline(view: RunView, samples: Sequence[LoadSample]) -> str:
             1,
         )
     for (_, node), run in view.nodes.items():
-        for g in run.gates:
-            if g.outcome == "failed":
-                marker(g.time, COLORS["failed"], f"✕ gate failed: {node}", "failure", 1)
+        failed = [g for g in run.gates if g.outcome == "failed"]
+        for i, g in enumerate(failed):
+            label = f"✕ gate failed: {node}" + (f" (×{len(failed)})" if len(failed) > 1 else "")
+            marker(g.time, COLORS["failed"], label if i == 0 else "", "failure", 2)
     for r in view.rollbacks:
-        marker(r.time, COLORS["failed"], f"rollback {r.node or 'run'}", "rollback", 2)
+        marker(r.time, COLORS["failed"], f"rollback {r.node or 'run'}", "rollback", 3)
 
     # time axis
     span = tl.t1 - tl.t0
