@@ -37,7 +37,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -183,17 +183,7 @@ class PostgresLedger:
                 " checksum = EXCLUDED.checksum, started = EXCLUDED.started,"
                 " finished = EXCLUDED.finished, node = EXCLUDED.node,"
                 " outcome = EXCLUDED.outcome, detail = EXCLUDED.detail",
-                (
-                    r.service,
-                    r.version,
-                    r.phase,
-                    r.checksum,
-                    r.started,
-                    r.finished,
-                    r.node,
-                    r.outcome,
-                    r.detail,
-                ),
+                astuple(r),  # the table's columns, in the record's field order
             )
         except self._errors as exc:
             raise MigrationError(f"recording in {TABLE}: {_first_line(exc)}") from None
@@ -273,17 +263,7 @@ class SqliteLedger:
     def put(self, r: MigrationRecord) -> None:
         self._write(
             f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.service,
-                r.version,
-                r.phase,
-                r.checksum,
-                r.started,
-                r.finished,
-                r.node,
-                r.outcome,
-                r.detail,
-            ),
+            astuple(r),  # the table's columns, in the record's field order
         )
 
     def close(self) -> None:

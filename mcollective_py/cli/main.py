@@ -89,7 +89,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "deploy" in argv:  # ``deploy SERVICE VERSION`` is ``deploy run SERVICE VERSION``
+    if argv[:1] == ["deploy"]:  # ``deploy SERVICE VERSION`` is ``deploy run SERVICE VERSION``
         from .deploy import normalize_argv
 
         argv = normalize_argv(argv)

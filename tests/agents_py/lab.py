@@ -33,6 +33,19 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+def admin_command(sock: str | Path, line: str) -> str:
+    """One command on an HAProxy admin socket, read to its end: the tests' own view of
+    HAProxy, independent of the agent's runtime client under test."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(sock))
+        s.sendall(line.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: Backend._Server
 
@@ -172,14 +185,7 @@ class HAProxyLab:
         raise TimeoutError(f"waited {timeout} s for {what}")
 
     def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(self.socket)
-            s.sendall(line.encode() + b"\n")
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-        return out.decode()
+        return admin_command(self.socket, line)
 
     def stat(self) -> dict[tuple[str, str], dict[str, str]]:
         """``show stat`` rows by (backend, server): the independent view the tests check."""

@@ -23,7 +23,6 @@ import hashlib
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -35,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from tests.agents_py.lab import HAPROXY, ArtifactServer, free_port
+from tests.agents_py.lab import HAPROXY, ArtifactServer, admin_command, free_port
 from tests.agents_py.releases_fixture import APP, SMOKE
 from tests.conftest import (
     MCO_PY,
@@ -153,14 +152,7 @@ class HAProxy:
         _wait(lambda: Path(self.socket).exists(), 10, f"{name} admin socket")
 
     def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(self.socket)
-            s.sendall(line.encode() + b"\n")
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-        return out.decode()
+        return admin_command(self.socket, line)
 
     def states(self) -> dict[str, str]:
         """server -> status column of ``show stat`` (UP, DOWN, MAINT, DRAIN, ``UP 1/2``...)."""

@@ -13,7 +13,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents_py.lab import free_port
+from tests.agents_py.lab import admin_command, free_port
 from tests.conftest import lab_dir
 from tests.orchestrate.subscribers_fixtures import BLOCK
 from tests.release.conftest import MODULES, puppet_errors
@@ -117,14 +116,7 @@ class {{ 'haproxy_pools':
         )
 
     def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(str(self.socket))
-            s.sendall(line.encode() + b"\n")
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-        return out.decode()
+        return admin_command(self.socket, line)
 
     def stat(self) -> dict[str, dict[str, str]]:
         rows = csv.DictReader(io.StringIO(self.command("show stat").lstrip("# ")))

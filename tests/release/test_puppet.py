@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.agents_py.lab import admin_command
 from tests.release.conftest import (
     EXAMPLE_CATALOG,
     MODULE_NAMES,
@@ -488,13 +489,7 @@ def running_haproxy(puppet: PuppetLab) -> Iterator[Path]:
 
 
 def _admin(sock: Path, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(sock))
-        s.sendall(command.encode() + b"\n")
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out.decode()
+    return admin_command(sock, command)
 
 
 def _status(sock: Path) -> dict[str, str]:
