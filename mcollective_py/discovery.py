@@ -108,8 +108,10 @@ def parse_stdin(text: str, fmt: str = "auto") -> tuple[str, ...]:
     raise UsageError(f"unknown stdin discovery format {fmt!r}; use auto, text or json")
 
 
-#: Ruby's ``identity.match("^/")``: an entry with a line starting with ``/`` is a regex.
-_REGEX_ENTRY = compile_ruby_regex("^/")
+def _is_regex_entry(ident: str) -> bool:
+    """Ruby's ``identity.match("^/")``: an entry with a line starting with ``/`` is a regex
+    (Ruby's ``^`` matches at the start and after every ``\\n``)."""
+    return ident.startswith("/") or "\n/" in ident
 
 
 def _identity_regex(ident: str | Regexp) -> RubyPattern:
@@ -143,7 +145,7 @@ def narrow_by_identity(nodes: Sequence[str], flt: Filter, method: str) -> tuple[
         return tuple(nodes)
     result: list[str] = []
     for ident in flt.identity:
-        if isinstance(ident, str) and _REGEX_ENTRY.search(ident) is None:
+        if isinstance(ident, str) and not _is_regex_entry(ident):
             if ident in nodes:
                 result.append(ident)
             continue

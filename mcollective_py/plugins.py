@@ -13,12 +13,17 @@ registered in the package metadata, the way agents are (``mcollective_py.agents`
 a new connector (NATS, say) is one module plus one line of packaging.  A name nobody
 registered, or a factory that cannot be imported, is a ConfigError naming the setting, its
 origin and the names that are installed.
+
+Start-up: our own plugins are also listed in :data:`BUILTIN` (the same ``module:attr`` as
+their entry points, checked by a test), and a name found there is imported directly; only
+another name scans the installed packages' entry points (``importlib.metadata``, ~10 ms of
+every command's start).  So a third-party plugin cannot take a built-in name.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
@@ -30,15 +35,48 @@ if TYPE_CHECKING:
 
 CONNECTORS = "mcollective_py.connectors"
 SECURITY = "mcollective_py.security"
+#: our own plugins: group -> name -> "module:attr" (what setup.cfg registers; a test keeps
+#: the two equal), imported without scanning the installed packages' metadata
+BUILTIN: dict[str, dict[str, str]] = {
+    CONNECTORS: {"rabbitmq": "mcollective_py.connectors.rabbitmq:RabbitMQConnector.from_config"},
+    SECURITY: {
+        "psk": "mcollective_py.security:psk_from_config",
+        "ssl": "mcollective_py.security.ssl:SslSecurity.from_config",
+    },
+}
+
+
+def entry_points(*, group: str) -> Any:
+    """The installed entry points of ``group`` (``importlib.metadata``, imported on use)."""
+    from importlib.metadata import entry_points as scan
+
+    return scan(group=group)
 
 
 def installed(group: str) -> tuple[str, ...]:
     """The names registered in entry point ``group``, sorted."""
-    return tuple(sorted({ep.name for ep in entry_points(group=group)}))
+    return tuple(
+        sorted({ep.name for ep in entry_points(group=group)} | set(BUILTIN.get(group, {})))
+    )
+
+
+def _load(value: str) -> Any:
+    """``module:attr.attr`` → the object, as ``EntryPoint.load`` resolves it."""
+    module, _, attrs = value.partition(":")
+    obj: Any = importlib.import_module(module)
+    for attr in attrs.split(".") if attrs else ():
+        obj = getattr(obj, attr)
+    return obj
 
 
 def factory(group: str, name: str, setting: str, cfg: Config) -> Callable[[Config], Any]:
     """The factory registered as ``name`` in ``group``; ConfigError when there is none."""
+    builtin = BUILTIN.get(group, {}).get(name)
+    if builtin is not None:
+        made = _load(builtin)
+        if not callable(made):  # pragma: no cover - our own table
+            raise ConfigError(f"{setting} {name!r} is registered as {builtin}, not a factory")
+        return made
     found = [ep for ep in entry_points(group=group) if ep.name == name]
     names = ", ".join(installed(group)) or "none (is the package installed? pip install -e .)"
     if not found:

@@ -44,6 +44,17 @@ def test_our_plugins_are_registered_by_entry_point() -> None:
     assert {"psk", "ssl"} <= set(plugins.installed(plugins.SECURITY))
 
 
+def test_builtin_table_is_what_the_package_registers() -> None:
+    """plugins.BUILTIN (the fast path, no metadata scan) lists exactly our entry points."""
+    from importlib.metadata import entry_points
+
+    for group, table in plugins.BUILTIN.items():
+        registered = {ep.name: ep.value for ep in entry_points(group=group)}
+        assert {k: registered.get(k) for k in table} == table
+        for value in table.values():
+            assert callable(plugins._load(value))
+
+
 def test_client_from_config_wires_the_named_plugins(tmp_path: Path) -> None:
     c = Client.from_config(
         _cfg(tmp_path, BASE + "discovery_quiet = 250\ndirect_addressing_threshold = 3\n")

@@ -7,7 +7,6 @@ was discovered; 2 bad usage or input (nothing was sent); 3 broker or config trou
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +154,8 @@ def write_json(results: Results, term: Terminal) -> None:
         }
         for r in results.replies
     ]
+    import json
+
     if term.tty:
         term.out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:

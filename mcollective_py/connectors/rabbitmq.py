@@ -43,12 +43,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pika
-import pika.exceptions
-
 from ..config import Config
 from ..errors import ConfigError, TransportError
+from . import pika_import
 from .base import Connector, Delivery, Target
+
+pika_import.load()  # pika without its asyncio adapter (start-up time); see pika_import
+import pika  # noqa: E402 - after pika_import.load(), which imports it leanly
+import pika.exceptions  # noqa: E402
 
 log = logging.getLogger(__name__)
 # pika logs every failed connection attempt with a traceback; we report them ourselves.

@@ -14,51 +14,107 @@ The functions a client or node calls::
 
 Parsing never evaluates code: a tokenizer and parser read the Ruby subset DDLs use
 (see :mod:`.parser`) and :mod:`.dsl` applies Ruby MCollective's DSL rules.
+
+Names are imported from their submodule on first use (PEP 562), so a command that only
+loads a DDL and validates a request never imports the exporters, the documenter or (with
+a warm DDL cache, :mod:`.loader`) the parser: start-up time, ``bench/startup.py``.
 """
 
-from mcollective_py.ddl.aggregates import (
-    CORE_FUNCTIONS,
-    AggregateFunction,
-    Summary,
-    format_summaries,
-    summarize,
-)
-from mcollective_py.ddl.choria import CHORIA_AGENT_SCHEMA, to_choria_json
-from mcollective_py.ddl.doc import plugin_doc
-from mcollective_py.ddl.dsl import MCOLLECTIVE_VERSION, parse_ddl
-from mcollective_py.ddl.loader import (
-    clear_cache,
-    find_ddl,
-    load_agent_ddl,
-    load_ddl,
-    load_ddl_file,
-    search_path,
-)
-from mcollective_py.ddl.model import (
-    DDL,
-    Action,
-    AgentDDL,
-    AggregateCall,
-    DataDDL,
-    DataQuery,
-    DiscoveryDDL,
-    Input,
-    Metadata,
-    Output,
-    PluginDDL,
-)
-from mcollective_py.ddl.request import (
-    Problem,
-    apply_defaults,
-    coerce_cli_arguments,
-    parse_cli_argument,
-    prepare_request,
-    reply_defaults,
-    request_problems,
-    ruby_rejection,
-    validate_request,
-)
-from mcollective_py.ddl.validators import CORE_VALIDATORS, Validator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mcollective_py.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from mcollective_py.ddl.aggregates import (
+        CORE_FUNCTIONS,
+        AggregateFunction,
+        Summary,
+        format_summaries,
+        summarize,
+    )
+    from mcollective_py.ddl.choria import CHORIA_AGENT_SCHEMA, to_choria_json
+    from mcollective_py.ddl.doc import plugin_doc
+    from mcollective_py.ddl.dsl import MCOLLECTIVE_VERSION, parse_ddl
+    from mcollective_py.ddl.loader import (
+        clear_cache,
+        find_ddl,
+        load_agent_ddl,
+        load_ddl,
+        load_ddl_file,
+        search_path,
+    )
+    from mcollective_py.ddl.model import (
+        DDL,
+        Action,
+        AgentDDL,
+        AggregateCall,
+        DataDDL,
+        DataQuery,
+        DiscoveryDDL,
+        Input,
+        Metadata,
+        Output,
+        PluginDDL,
+    )
+    from mcollective_py.ddl.request import (
+        Problem,
+        apply_defaults,
+        coerce_cli_arguments,
+        parse_cli_argument,
+        prepare_request,
+        reply_defaults,
+        request_problems,
+        ruby_rejection,
+        validate_request,
+    )
+    from mcollective_py.ddl.validators import CORE_VALIDATORS, Validator
+
+#: public name -> the submodule that defines it
+_WHERE = {
+    "Action": "model",
+    "AgentDDL": "model",
+    "AggregateCall": "model",
+    "AggregateFunction": "aggregates",
+    "CHORIA_AGENT_SCHEMA": "choria",
+    "CORE_FUNCTIONS": "aggregates",
+    "CORE_VALIDATORS": "validators",
+    "DDL": "model",
+    "DataDDL": "model",
+    "DataQuery": "model",
+    "DiscoveryDDL": "model",
+    "Input": "model",
+    "MCOLLECTIVE_VERSION": "dsl",
+    "Metadata": "model",
+    "Output": "model",
+    "PluginDDL": "model",
+    "Problem": "request",
+    "Summary": "aggregates",
+    "Validator": "validators",
+    "apply_defaults": "request",
+    "clear_cache": "loader",
+    "coerce_cli_arguments": "request",
+    "find_ddl": "loader",
+    "format_summaries": "aggregates",
+    "load_agent_ddl": "loader",
+    "load_ddl": "loader",
+    "load_ddl_file": "loader",
+    "parse_cli_argument": "request",
+    "parse_ddl": "dsl",
+    "plugin_doc": "doc",
+    "prepare_request": "request",
+    "reply_defaults": "request",
+    "request_problems": "request",
+    "ruby_rejection": "request",
+    "search_path": "loader",
+    "summarize": "aggregates",
+    "to_choria_json": "choria",
+    "validate_request": "request",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 __all__ = [
     "CHORIA_AGENT_SCHEMA",

@@ -10,7 +10,9 @@ rest of ``$LOAD_PATH``, which on Debian holds the core plugins):
 
 Like ``mco plugin doc``, a name is tried as given and then with ``_<kind>`` appended
 (``data/fstat`` finds ``fstat_data.ddl``).  Loaded DDLs are cached per file and reloaded
-when the file's size or modification time changes.
+when the file's size or modification time changes; between commands, parsed DDLs are kept
+on disk by :mod:`.diskcache` (keyed by the file's bytes), and the parser is imported only
+when a DDL really has to be parsed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcollective_py.ddl.dsl import parse_ddl
+from mcollective_py.ddl import diskcache
 from mcollective_py.ddl.model import DDL, AgentDDL
 from mcollective_py.errors import DDLError
 
@@ -123,14 +125,22 @@ def load_ddl_file(path: str | Path, *, kind: str | None = None, name: str | None
     if cached is not None and cached[0] == stat.st_mtime_ns and cached[1] == stat.st_size:
         return cached[2]
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise DDLError(f"cannot read DDL {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise DDLError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save the DDL as UTF-8"
-        ) from None
-    ddl = parse_ddl(text, kind=kind, name=plugin, filename=str(path), path=path)
+    entry = diskcache.key(data, str(path), kind, plugin)
+    ddl = diskcache.load(entry)
+    if ddl is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DDLError(
+                f"{path}: not UTF-8 text (byte {exc.start}); save the DDL as UTF-8"
+            ) from None
+        from mcollective_py.ddl.dsl import parse_ddl
+
+        ddl = parse_ddl(text, kind=kind, name=plugin, filename=str(path), path=path)
+        diskcache.store(entry, ddl)
     with _LOCK:
         _CACHE[key] = (stat.st_mtime_ns, stat.st_size, ddl)
     return ddl

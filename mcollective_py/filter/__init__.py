@@ -55,12 +55,38 @@ Where we knowingly differ from Ruby:
 
 from __future__ import annotations
 
-from ..ruby.regex import compile_ruby_regex
-from .compound import eval_compound
-from .match import Verdict, check, matches
-from .model import COMPOUND_KINDS, CompoundToken, DataPlugin, FactFilter, Filter, FStatement
-from .node import normalize_facts
-from .parse import parse_compound, parse_fact, parse_with
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ..ruby.regex import compile_ruby_regex
+    from .compound import eval_compound
+    from .match import Verdict, check, matches
+    from .model import COMPOUND_KINDS, CompoundToken, DataPlugin, FactFilter, Filter, FStatement
+    from .node import normalize_facts
+    from .parse import parse_compound, parse_fact, parse_with
+
+#: public name -> the submodule that defines it (imported on first use: start-up time)
+_WHERE = {
+    "COMPOUND_KINDS": "model",
+    "CompoundToken": "model",
+    "DataPlugin": "model",
+    "FStatement": "model",
+    "FactFilter": "model",
+    "Filter": "model",
+    "Verdict": "match",
+    "check": "match",
+    "compile_ruby_regex": "mcollective_py.ruby.regex",
+    "eval_compound": "compound",
+    "matches": "match",
+    "normalize_facts": "node",
+    "parse_compound": "parse",
+    "parse_fact": "parse",
+    "parse_with": "parse",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+
 
 __all__ = [
     "COMPOUND_KINDS",
