@@ -34,6 +34,27 @@ def _rx(pattern: str) -> re.Pattern[str]:
 # =========================================================================================
 
 
+#: the CLI filter flags and the filter part each fills ("with" and "compound" are parsed)
+_FLAG_KINDS = {
+    "-I": "identity",
+    "--wi": "identity",
+    "--with-identity": "identity",
+    "-C": "cf_class",
+    "--wc": "cf_class",
+    "--with-class": "cf_class",
+    "-F": "fact",
+    "--wf": "fact",
+    "--with-fact": "fact",
+    "-A": "agent",
+    "--wa": "agent",
+    "--with-agent": "agent",
+    "-W": "with",
+    "--with": "with",
+    "-S": "compound",
+    "--select": "compound",
+}
+
+
 @dataclass(frozen=True)
 class FactFilter:
     """One fact comparison: ``fact operator value`` (operator one of == != < > <= >= =~).
@@ -162,14 +183,15 @@ class Filter:
         parts: dict[str, list[Any]] = {
             k: [] for k in ("identity", "cf_class", "fact", "agent", "compound")
         }
-        from .parse import _FLAG_KINDS, parse_compound, parse_fact, parse_with
-
         for flag, value in flags:
             kind = _FLAG_KINDS.get(flag)
             if kind is None:
                 raise UsageError(
                     f"unknown filter flag {flag!r}; use one of -I, -C, -F, -A, -W or -S"
                 )
+            if kind in ("with", "fact", "compound"):
+                # the parsers (and their regexes) are imported only when a flag needs them
+                from .parse import parse_compound, parse_fact, parse_with
             if kind == "with":
                 with_part = parse_with(value)
                 parts["fact"].extend(with_part.fact)

@@ -16,26 +16,6 @@ from ..ruby.regex import compile_ruby_regex
 from ..rubytypes import Regexp
 from .model import CompoundToken, FactFilter, Filter, FStatement, _rx
 
-_FLAG_KINDS = {
-    "-I": "identity",
-    "--wi": "identity",
-    "--with-identity": "identity",
-    "-C": "cf_class",
-    "--wc": "cf_class",
-    "--with-class": "cf_class",
-    "-F": "fact",
-    "--wf": "fact",
-    "--with-fact": "fact",
-    "-A": "agent",
-    "--wa": "agent",
-    "--with-agent": "agent",
-    "-W": "with",
-    "--with": "with",
-    "-S": "compound",
-    "--select": "compound",
-}
-
-
 # =========================================================================================
 # Parsing: -F / -W
 # =========================================================================================
