@@ -38,13 +38,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import (  # noqa: E402
-    MCO_PY,
     client_cfg_text,
     ensure_vhost,
     lab_dir,
     ns_vhost,
 )
 
+#: the command users run: the venv's console script (not ``python -m``)
+MCO_PY = [str(Path(sys.executable).parent / "mco-py")]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MARK_BEGIN = "<!-- bench/run: begin -->"
 MARK_END = "<!-- bench/run: end -->"
@@ -491,7 +492,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg.write_text(client_cfg_text(vhost))
     (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update({"MCOLLECTIVE_CONFIG": str(cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""})
+    env.update({"MCOLLECTIVE_CONFIG": str(cfg), "RUBYOPT": ""})
+    env.pop("PYTHONPATH", None)
+    # measure an installed package: its bytecode compiled, as pip (non-editable) and
+    # scripts/setup leave it, so the PYTHONDONTWRITEBYTECODE rows compare like with like
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "mcollective_py")], check=True
+    )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     quiet = has_quiet_flag(env)
     started = datetime.datetime.now(datetime.UTC)

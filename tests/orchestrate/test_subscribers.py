@@ -562,3 +562,33 @@ def test_settings_come_from_the_client_config_file(tmp_path: Path) -> None:
         graphite_address=("127.0.13.20", 2003),
         report_path="reports/{run_id}.html",
     )
+
+
+def test_the_online_lane_dips_while_a_node_is_out_of_the_pool() -> None:
+    """The driver reads capacity before each drain; between readings the lane follows the
+    nodes' drain/online states (for this load balancer, or for every one when none is named)."""
+    from mcollective_py.orchestrate.subscribers.report import _online_steps
+    from mcollective_py.orchestrate.subscribers.runview import fold
+
+    base = {k: v for k, v in journal("all_done_with_post")[0].to_dict().items()}
+
+    def ev(t: float, kind: str, **kw: object) -> DeployEvent:
+        return DeployEvent.from_dict({**base, "kind": kind, "time": t, "detail": {}, **kw})
+
+    cap = {"backend": "shop", "floor": 2, "total": 4}
+    events = [
+        ev(100.0, "run_start"),
+        ev(101.0, "capacity", lb="lb1", node="web1", detail={**cap, "online": 4}),
+        ev(101.1, "node_state", lb="lb1", node="web1", state="drain"),
+        ev(101.2, "node_state", lb="lb2", node="web1", state="drain"),  # other LB: ignored
+        ev(104.0, "node_state", lb="lb1", node="web1", state="online"),
+        ev(105.0, "capacity", lb="lb1", node="web2", detail={**cap, "online": 4}),
+        ev(105.1, "node_state", lb=None, node="web2", state="drain"),  # every LB
+        ev(108.0, "node_state", lb=None, node="web2", state="online"),
+    ]
+    view = fold(events)
+    steps = _online_steps(view, "lb1", view.capacity, 4)
+    assert steps == [(101.0, 4), (101.1, 3), (104.0, 4), (105.0, 4), (105.1, 3), (108.0, 4)]
+    page = render_report(events)
+    path = re.search(r'<path class="capacity" d="([^"]+)"', page)
+    assert path is not None and len(set(re.findall(r"V([0-9.]+)", path.group(1)))) == 2

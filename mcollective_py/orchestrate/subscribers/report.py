@@ -143,6 +143,39 @@ class _Timeline:
         self.parts.append(svg)
 
 
+def _online_steps(
+    view: RunView, lb: str, capacity: Sequence[DeployEvent], total: int
+) -> list[tuple[float, float]]:
+    """``(time, servers online)`` for one load balancer's lane: each capacity reading is
+    the truth at its time (the driver reads it before a drain), and between readings a
+    node's ``drain`` takes one server out and its ``online`` puts it back, so the lane dips
+    while a node is out of the pool.  Node states for another load balancer are skipped;
+    a state without one counts for every load balancer.  Clamped to 0..total."""
+    marks: list[tuple[float, int, float]] = [
+        (e.time, 0, _num(e.detail.get("online"))) for e in capacity
+    ]  # (time, 0 = reading / 1 = change, value)
+    for run in view.nodes.values():
+        for t, state, state_lb in run.states:
+            if state_lb not in (None, lb):
+                continue
+            if state == "drain":
+                marks.append((t, 1, -1.0))
+            elif state == "online":
+                marks.append((t, 1, 1.0))
+    marks.sort(key=lambda m: (m[0], m[1]))
+    steps: list[tuple[float, float]] = []
+    online: float | None = None
+    for t, kind, value in marks:
+        if kind == 0:
+            online = value
+        elif online is not None:  # changes before the first reading have no base
+            online = min(float(total), max(0.0, online + value))
+        else:
+            continue
+        steps.append((t, online))
+    return steps
+
+
 def _timeline(view: RunView, samples: Sequence[LoadSample]) -> str:
     times = [e.time for e in view.events] + [s.time for s in samples]
     t0, t1 = (min(times), max(times)) if times else (0.0, 1.0)
@@ -161,9 +194,8 @@ def _timeline(view: RunView, samples: Sequence[LoadSample]) -> str:
             return round(top + LB_LANE - 6 - (v / tot) * (LB_LANE - 12), 1)
 
         path = [f"M{tl.x(t0)},{ypos(total)}"]
-        for e in pts:
-            online = _num(e.detail.get("online"))
-            path.append(f"H{tl.x(e.time)}V{ypos(online)}")
+        for t, online in _online_steps(view, lb, pts, total):
+            path.append(f"H{tl.x(t)}V{ypos(online)}")
         path.append(f"H{tl.x(tl.t1)}")
         tl.add(
             f'<path class="capacity" d="{"".join(path)}" fill="none" '
