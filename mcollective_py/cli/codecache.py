@@ -16,8 +16,9 @@ only on the Python versions whose ``dataclasses`` was read (:data:`VERSIONS`: on
 ``exec(text, globals, ns)`` per generated method), and never when ``MCO_PY_CODE_CACHE=off``.
 
 Trust: the table holds code that will run, so it gets the same protection as Python's own
-``__pycache__``, and more: it is read only from a directory and file owned by this user and
-writable by nobody else, opened without following links, at most 2 MiB, and named after the
+``__pycache__``, and more: it is read only as :func:`mcollective_py.cachefiles.read_private`
+allows (a directory and file owned by this user and writable by nobody else, no symlink),
+at most 2 MiB, holds only ``str`` to code-object entries, and is named after the
 interpreter's bytecode magic number (another Python never reads it).  Whatever goes wrong
 (missing, unreadable, foreign, corrupt), the text is compiled as ``dataclasses`` would.
 """
@@ -30,9 +31,10 @@ import importlib.util
 import marshal
 import os
 import re
-import stat
 import sys
 from typing import Any
+
+from .. import cachefiles
 
 #: Python versions whose dataclasses module calls ``exec(text, globals, ns)`` per method
 VERSIONS = ((3, 11), (3, 12))
@@ -45,14 +47,6 @@ _COMMAND = re.compile(r"\A[a-z][a-z0-9_-]{0,30}\Z")
 _table: dict[str, Any] = {}
 _added = 0
 _path = ""
-
-
-def _directory() -> str:
-    base = os.environ.get("MCO_PY_CACHE_DIR")
-    if not base:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        base = os.path.join(xdg if xdg else os.path.expanduser("~/.cache"), "mco-py")
-    return base
 
 
 def _command(argv: list[str]) -> str:
@@ -68,10 +62,6 @@ def _command(argv: list[str]) -> str:
         if not arg.startswith("-"):
             return arg if _COMMAND.match(arg) else "other"
     return "other"
-
-
-def _trusted(st: os.stat_result) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:  # noqa: A002
@@ -90,23 +80,13 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:  # n
 
 
 def _load(path: str) -> dict[str, Any]:
-    try:
-        directory = os.path.dirname(path)
-        if not _trusted(os.stat(directory)):
-            return {}
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    data = cachefiles.read_private(path, MAX_BYTES)
+    if data is None:
         return {}
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or not _trusted(st) or st.st_size > MAX_BYTES:
-            return {}
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            table = marshal.loads(fh.read(MAX_BYTES + 1))
+        table = marshal.loads(data)
     except Exception:  # noqa: BLE001 - a bad table is only a miss
         return {}
-    finally:
-        os.close(fd)
     if not isinstance(table, dict):
         return {}
     code_type = type(_load.__code__)
@@ -115,24 +95,12 @@ def _load(path: str) -> dict[str, Any]:
 
 def save() -> None:
     """Write the table back if this run compiled anything new; never raises."""
-    if not _added or not _path:
-        return
-    try:
-        directory = os.path.dirname(_path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if not _trusted(os.stat(directory)):
-            return
-        tmp = f"{_path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    if _added and _path:
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(marshal.dumps(_table))
-            os.replace(tmp, _path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except Exception:  # noqa: BLE001 - the cache is an optimisation only  # nosec B110
-        pass
+            data = marshal.dumps(_table)
+        except Exception:  # noqa: BLE001 - the cache is an optimisation only
+            return
+        cachefiles.write_private(_path, data)
 
 
 def install() -> bool:
@@ -152,7 +120,7 @@ def install() -> bool:
         return getattr(dataclasses, "exec", None) is _exec
     magic = importlib.util.MAGIC_NUMBER.hex()
     name = f"dataclasses-{magic}-{command}.marshal"
-    _path = os.path.join(_directory(), "code", name)
+    _path = os.path.join(cachefiles.root(), "code", name)
     _table = _load(_path)
     dataclasses.exec = _exec  # type: ignore[attr-defined]
     atexit.register(save)
