@@ -4,8 +4,9 @@ Usage (from the repository root; MCOLLECTIVE_CONFIG must point at a working clie
 
     .venv/bin/python bench/startup.py [--runs 7] [--top 12] -- rpc rpcutil ping -I sim-00001
 
-Runs the command ``--runs`` times with bytecode writing allowed and as many times with
-``PYTHONDONTWRITEBYTECODE=1``, and prints the minimum wall time of each (the minimum is the
+Runs the command ``--runs`` times with bytecode writing allowed, as many times with
+``PYTHONDONTWRITEBYTECODE=1`` and as many with mco-py's start-up caches off (the DDL cache
+and the dataclass code cache: what they save), and prints the minimum wall time of each (the minimum is the
 least disturbed by other load), then the ``--top`` modules by their own import time (minimum
 over the runs) and the totals of a few groups: pika and asyncio, the editable-install finder,
 ``dataclasses`` creation and ``re`` compilation are not visible as modules, so they show up
@@ -57,6 +58,10 @@ def main() -> int:
     for label, env in (
         ("bytecode", base),
         ("PYTHONDONTWRITEBYTECODE=1", dict(base, PYTHONDONTWRITEBYTECODE="1")),
+        (
+            "caches off (MCO_PY_CODE_CACHE=off MCO_PY_DDL_CACHE=off)",
+            dict(base, MCO_PY_CODE_CACHE="off", MCO_PY_DDL_CACHE="off"),
+        ),
     ):
         walls = []
         best_own: dict[str, int] = defaultdict(lambda: 10**12)
