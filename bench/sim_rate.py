@@ -1,0 +1,196 @@
+"""Replies per second the fleet simulator (``mco-py lab sim``) sends.
+
+Usage (from the repository root, on a machine set up by ``scripts/setup``)::
+
+    MCO_TEST_NS=me .venv/bin/python bench/sim_rate.py [--nodes 1000] [--processes P]
+        [--rounds 3] [--no-client]
+
+What it measures
+    A fresh ``mco-py lab sim --nodes N`` (psk, Marshal, no delay) in its own vhost (named
+    after ``MCO_TEST_NS``, as the tests name theirs).  Then, ``--rounds`` times each:
+
+    * ``discovery``: one broadcast ``discovery``/``ping`` request, and
+    * ``rpcutil``: one broadcast ``rpcutil``/``ping`` request (empty filter),
+
+    published by a raw pika client that only counts the deliveries on its reply queue (no
+    decoding, no Delivery objects: the client is never the bound).  The rate is
+    ``replies / (last reply - publish)``; the time to the first reply is shown too.
+
+    * ``mco-py``: ``mco-py rpc rpcutil ping`` (default mc discovery) and the time in its own
+      ``Finished processing N / N hosts in T ms`` line (skipped with ``--no-client``).
+
+Nothing is asserted: numbers are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pika  # noqa: E402
+
+from mcollective_py import config as config_mod  # noqa: E402
+from mcollective_py.filter import Filter  # noqa: E402
+from mcollective_py.message import Request, new_requestid  # noqa: E402
+from mcollective_py.rpc import RPCRequest  # noqa: E402
+from mcollective_py.security import from_config  # noqa: E402
+from tests.conftest import MCO_PY, client_cfg_text, ensure_vhost, lab_dir, ns_vhost  # noqa: E402
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def start_sim(root: Path, nodes: int, processes: int | None, env: dict[str, str]) -> Any:
+    out = root / "sim.out"
+    args = [*MCO_PY, "lab", "sim", "--nodes", str(nodes), "-c", str(root / "server.cfg")]
+    if processes:
+        args += ["--processes", str(processes)]
+    with open(out, "w") as fh:
+        proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while "ready" not in out.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_sim(proc)
+            raise SystemExit(f"lab sim did not start:\n{out.read_text()}")
+        time.sleep(0.2)
+    time.sleep(1)  # let the broker settle after the bindings
+    return proc
+
+
+def stop_sim(proc: Any) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def request(cfg: config_mod.Config, agent: str) -> bytes:
+    sec = from_config(cfg)
+    body: object = (
+        "ping" if agent == "discovery" else RPCRequest("rpcutil", "ping", sec.callerid).to_wire()
+    )
+    return sec.encode_request(
+        Request(
+            agent=agent,
+            collective="mcollective",
+            body=body,
+            senderid="mco-lab-client",
+            requestid=new_requestid(),
+            callerid=sec.callerid,
+            ttl=60,
+            msgtime=int(time.time()),
+            filter=Filter().to_wire(),
+        )
+    )
+
+
+def one_round(
+    ch: Any, conn: Any, q: str, seen: list[float], payload: bytes, agent: str, expect: int
+) -> tuple[int, float, float]:
+    """(replies, seconds to the last reply, seconds to the first) for one broadcast;
+    ``seen`` is filled by the queue's consumer (a time per delivery)."""
+    seen.clear()
+    t0 = time.perf_counter()
+    ch.basic_publish(
+        exchange="mcollective_broadcast",
+        routing_key=agent,
+        body=payload,
+        properties=pika.BasicProperties(reply_to=q, headers={"mc_sender": "bench"}),
+    )
+    deadline = t0 + 30
+    idle_until = None
+    while len(seen) < expect and time.perf_counter() < deadline:
+        n = len(seen)
+        conn.process_data_events(time_limit=0.05)
+        if len(seen) == n:
+            idle_until = idle_until or time.perf_counter() + 3
+            if time.perf_counter() > idle_until:
+                break
+        else:
+            idle_until = None
+    if not seen:
+        return 0, float("nan"), float("nan")
+    return len(seen), seen[-1] - t0, seen[0] - t0
+
+
+def mco_py_rpc(env: dict[str, str]) -> str:
+    r = subprocess.run(
+        [*MCO_PY, "rpc", "rpcutil", "ping"], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    m = re.search(r"Finished processing (\d+) / (\d+) hosts in ([\d.]+) ms", ANSI.sub("", r.stdout))
+    return f"{m.group(1)}/{m.group(2)} in {float(m.group(3)):.0f} ms" if m else "FAILED"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--processes", type=int, default=None, help="lab sim --processes")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-client", action="store_true", help="skip the mco-py rpc rounds")
+    args = ap.parse_args()
+
+    root = lab_dir("sim-rate")
+    vhost = ns_vhost("mco-py-simrate")
+    ensure_vhost(vhost)
+    (root / "client.cfg").write_text(client_cfg_text(vhost))
+    (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
+    env.update(
+        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
+    )
+    cfg = config_mod.load(str(root / "client.cfg"), env={}, home=str(root), system_dirs=())
+    proc = start_sim(root, args.nodes, args.processes, env)
+    try:
+        print((root / "sim.out").read_text().strip(), flush=True)
+        conn = pika.BlockingConnection(
+            pika.ConnectionParameters(
+                "127.0.0.1", 5672, vhost, pika.PlainCredentials("mcollective", "marionette")
+            )
+        )
+        ch = conn.channel()
+        q = ch.queue_declare(queue="", exclusive=True).method.queue
+        seen: list[float] = []
+        ch.basic_consume(
+            queue=q,
+            on_message_callback=lambda *_: seen.append(time.perf_counter()),
+            auto_ack=True,
+        )
+        for agent in ("discovery", "rpcutil"):
+            rates = []
+            for _ in range(args.rounds):
+                got, last, first = one_round(
+                    ch, conn, q, seen, request(cfg, agent), agent, args.nodes
+                )
+                rate = got / last if got else 0.0
+                rates.append(rate)
+                print(
+                    f"{agent:9s} {got}/{args.nodes} replies, first after {first * 1000:.0f} ms, "
+                    f"last after {last * 1000:.0f} ms: {rate:,.0f} replies/s",
+                    flush=True,
+                )
+                time.sleep(0.5)
+            print(f"{agent:9s} median {statistics.median(rates):,.0f} replies/s", flush=True)
+        conn.close()
+        if not args.no_client:
+            for _ in range(args.rounds):
+                print(f"mco-py rpc rpcutil ping: {mco_py_rpc(env)}", flush=True)
+    finally:
+        stop_sim(proc)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
