@@ -16,6 +16,10 @@ What it measures
     decoding, no Delivery objects: the client is never the bound).  The rate is
     ``replies / (last reply - publish)``; the time to the first reply is shown too.
 
+    The simulator processes' CPU time per round (``/proc``; 10 ms ticks) gives a second
+    figure, replies per simulator CPU second, which moves less when other work shares the
+    machine.
+
     * ``mco-py``: ``mco-py rpc rpcutil ping`` (default mc discovery) and the time in its own
       ``Finished processing N / N hosts in T ms`` line (skipped with ``--no-client``).
 
@@ -126,6 +130,16 @@ def one_round(
     return len(seen), seen[-1] - t0, seen[0] - t0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def mco_py_rpc(env: dict[str, str]) -> str:
     r = subprocess.run(
         [*MCO_PY, "rpc", "rpcutil", "ping"], env=env, cwd=REPO, capture_output=True, text=True
@@ -154,7 +168,9 @@ def main() -> int:
     cfg = config_mod.load(str(root / "client.cfg"), env={}, home=str(root), system_dirs=())
     proc = start_sim(root, args.nodes, args.processes, env)
     try:
-        print((root / "sim.out").read_text().strip(), flush=True)
+        ready = (root / "sim.out").read_text().strip()
+        print(ready, flush=True)
+        pids = [int(x) for x in ready.rsplit("pids ", 1)[1].split()]
         conn = pika.BlockingConnection(
             pika.ConnectionParameters(
                 "127.0.0.1", 5672, vhost, pika.PlainCredentials("mcollective", "marionette")
@@ -169,20 +185,28 @@ def main() -> int:
             auto_ack=True,
         )
         for agent in ("discovery", "rpcutil"):
-            rates = []
+            rates, cpu_rates = [], []
             for _ in range(args.rounds):
-                got, last, first = one_round(
-                    ch, conn, q, seen, request(cfg, agent), agent, args.nodes
-                )
+                payload = request(cfg, agent)
+                cpu = cpu_seconds(pids)
+                got, last, first = one_round(ch, conn, q, seen, payload, agent, args.nodes)
+                time.sleep(0.3)  # the sim's CPU of this round: wait for its last tick
+                cpu = cpu_seconds(pids) - cpu
                 rate = got / last if got else 0.0
                 rates.append(rate)
+                cpu_rates.append(got / cpu if cpu else float("inf"))
                 print(
                     f"{agent:9s} {got}/{args.nodes} replies, first after {first * 1000:.0f} ms, "
-                    f"last after {last * 1000:.0f} ms: {rate:,.0f} replies/s",
+                    f"last after {last * 1000:.0f} ms: {rate:,.0f} replies/s; "
+                    f"simulator CPU {cpu * 1000:.0f} ms",
                     flush=True,
                 )
-                time.sleep(0.5)
-            print(f"{agent:9s} median {statistics.median(rates):,.0f} replies/s", flush=True)
+                time.sleep(0.2)
+            print(
+                f"{agent:9s} median {statistics.median(rates):,.0f} replies/s, "
+                f"{statistics.median(cpu_rates):,.0f} replies per simulator CPU second",
+                flush=True,
+            )
         conn.close()
         if not args.no_client:
             for _ in range(args.rounds):
