@@ -375,27 +375,22 @@ class Shard:
             candidates = self.names
         if not candidates:
             return []
-        raw = req.filter
-        try:
-            flt = Filter.from_wire(raw)
-        except SerializationError:
-            flt = None
+        memo = self._memo
+        if memo is not None and memo.request is req:
+            if memo.filter is None:
+                memo.filter = self._filter_plan(req)
+            plan = memo.filter
+        else:
+            plan = self._filter_plan(req)
         out: list[str]
-        if flt is None or flt.empty():
-            # no node-dependent test: the raw filter's verdict is everybody's (Ruby's
-            # emptiness rule applies to the raw hash; a malformed one matches nobody)
-            first = candidates[0]
-            verdict = filter_check(
-                raw, identity=first, facts={}, classes=self.classes[first], agents=list(AGENTS)
-            )
-            out = list(candidates) if verdict.matched else []
-        elif flt.is_identity_only() and not (flt.cf_class or flt.fact or flt.agent or flt.compound):
-            named = Counter(flt.identity)
+        if plan.everyone is not None:
+            out = list(candidates) if plan.everyone else []
+        elif plan.named is not None:
+            named = plan.named
             out = [name for name in candidates if named[name] == 1]
         else:
-            # facts only matter to fact and compound filters; skipping them there saves
-            # normalizing 20 facts per identity per request (the verdict is the same)
-            needs_facts = bool(flt.fact or flt.compound)
+            flt, needs_facts = plan.parsed, plan.needs_facts
+            assert flt is not None
             out = [
                 name
                 for name in candidates
@@ -410,6 +405,26 @@ class Shard:
         if len(out) < len(candidates):
             self.stats.incr("filtered", len(candidates) - len(out))
         return out
+
+    def _filter_plan(self, req: Request) -> _FilterPlan:
+        raw = req.filter
+        try:
+            flt = Filter.from_wire(raw)
+        except SerializationError:
+            flt = None
+        if flt is None or flt.empty():
+            # no node-dependent test: the raw filter's verdict is everybody's (Ruby's
+            # emptiness rule applies to the raw hash; a malformed one matches nobody)
+            first = self.names[0]
+            verdict = filter_check(
+                raw, identity=first, facts={}, classes=self.classes[first], agents=list(AGENTS)
+            )
+            return _FilterPlan(everyone=verdict.matched)
+        if flt.is_identity_only() and not (flt.cf_class or flt.fact or flt.agent or flt.compound):
+            return _FilterPlan(named=Counter(i for i in flt.identity if isinstance(i, str)))
+        # facts only matter to fact and compound filters; skipping them there saves
+        # normalizing 20 facts per identity per request (the verdict is the same)
+        return _FilterPlan(parsed=flt, needs_facts=bool(flt.fact or flt.compound))
 
     def answer(self, d: Delivery, now: float) -> list[Outgoing]:
         """Every reply this shard sends for ``d``, each with its due time.  Never raises."""
@@ -529,6 +544,18 @@ def splice(payload: bytes, at: Span, identity: bytes) -> bytes | None:
     return out
 
 
+@dataclass(frozen=True)
+class _FilterPlan:
+    """How one request's filter is matched: the same verdict for ``everyone`` (no test
+    looks at the node), by counting ``named`` literal identities, or ``parsed`` with
+    :func:`mcollective_py.filter.check` per identity."""
+
+    everyone: bool | None = None
+    named: Counter[str] | None = None
+    parsed: Filter | None = None
+    needs_facts: bool = False
+
+
 @dataclass
 class _Memo:
     """The last authenticated request, by its payload bytes, and what was learnt about it."""
@@ -537,6 +564,7 @@ class _Memo:
     request: Request
     node_independent: bool | None = None
     template: Template | None = None
+    filter: _FilterPlan | None = None
 
 
 # ---------------------------------------------------------------- the processes

@@ -332,10 +332,16 @@ FILTERS: dict[str, Filter | dict[str, Any]] = {
 }
 
 
+@pytest.mark.parametrize("route", ["broadcast", "directed"])
 @pytest.mark.parametrize("name", sorted(FILTERS))
 def test_recipients_are_filter_check_per_identity(
-    psk_pair: tuple[config_mod.Config, SecurityProvider, SecurityProvider], name: str
+    psk_pair: tuple[config_mod.Config, SecurityProvider, SecurityProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    route: str,
 ) -> None:
+    """Broadcast: one delivery for the shard; directed: the same payload once per identity
+    (the filter is parsed once for all copies)."""
     cfg, node_sec, client_sec = psk_pair
     total = 20
     names = sim.identities(total)
@@ -358,8 +364,23 @@ def test_recipients_are_filter_check_per_identity(
             agents=list(sim.AGENTS),
         ).matched
     ]
-    got = [o.identity for o in shard.answer(d, 0.0)]
+    parsed: list[object] = []
+    real = Filter.from_wire
+    monkeypatch.setattr(sim.Filter, "from_wire", lambda w: parsed.append(w) or real(w))
+    if route == "broadcast":
+        got = [o.identity for o in shard.answer(d, 0.0)]
+    else:
+        got = [
+            o.identity
+            for n in names
+            for o in shard.answer(
+                Delivery(d.payload, reply_to="q", destination=f"mcollective_directed/{n}"), 0.0
+            )
+        ]
     assert got == expected
+    # once per request, whatever the copies (a filter without tests: once more inside the
+    # one filter.check call that decides for everybody)
+    assert len(parsed) == (2 if name in ("empty", "malformed", "partial-empty-hash") else 1)
     assert shard.stats.snapshot()["filtered"] == total - len(expected)
     assert 0 < len(expected) < total or name in (
         "empty",
