@@ -9,8 +9,11 @@ What it measures
     A fresh ``mco-py lab sim --nodes N`` (psk, Marshal, no delay) in its own vhost (named
     after ``MCO_TEST_NS``, as the tests name theirs).  Then, ``--rounds`` times each:
 
-    * ``discovery``: one broadcast ``discovery``/``ping`` request, and
-    * ``rpcutil``: one broadcast ``rpcutil``/``ping`` request (empty filter),
+    * ``discovery``: one broadcast ``discovery``/``ping`` request,
+    * ``rpcutil``: one broadcast ``rpcutil``/``ping`` request (empty filter), and
+    * ``directed``: one ``rpcutil``/``ping`` request with every identity in its identity
+      filter, published once per identity to the directed exchange (what ``-I`` with
+      direct addressing sends; this rate includes the client's own N publishes),
 
     published by a raw pika client that only counts the deliveries on its reply queue (no
     decoding, no Delivery objects: the client is never the bound).  The rate is
@@ -36,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +85,7 @@ def stop_sim(proc: Any) -> None:
             proc.wait()
 
 
-def request(cfg: config_mod.Config, agent: str) -> bytes:
+def request(cfg: config_mod.Config, agent: str, identities: Sequence[str] = ()) -> bytes:
     sec = from_config(cfg)
     body: object = (
         "ping" if agent == "discovery" else RPCRequest("rpcutil", "ping", sec.callerid).to_wire()
@@ -96,24 +100,33 @@ def request(cfg: config_mod.Config, agent: str) -> bytes:
             callerid=sec.callerid,
             ttl=60,
             msgtime=int(time.time()),
-            filter=Filter().to_wire(),
+            filter=Filter.from_cli(identity=identities).to_wire(),
         )
     )
 
 
 def one_round(
-    ch: Any, conn: Any, q: str, seen: list[float], payload: bytes, agent: str, expect: int
+    ch: Any,
+    conn: Any,
+    q: str,
+    seen: list[float],
+    payload: bytes,
+    agent: str,
+    expect: int,
+    directed: Sequence[str] = (),
 ) -> tuple[int, float, float]:
-    """(replies, seconds to the last reply, seconds to the first) for one broadcast;
-    ``seen`` is filled by the queue's consumer (a time per delivery)."""
+    """(replies, seconds to the last reply, seconds to the first) for one broadcast, or
+    for one copy of ``payload`` per identity in ``directed`` (direct addressing, as
+    ``mco-py rpc … -I a -I b`` sends); ``seen`` is filled by the queue's consumer (a time
+    per delivery)."""
     seen.clear()
+    props = pika.BasicProperties(reply_to=q, headers={"mc_sender": "bench"})
     t0 = time.perf_counter()
-    ch.basic_publish(
-        exchange="mcollective_broadcast",
-        routing_key=agent,
-        body=payload,
-        properties=pika.BasicProperties(reply_to=q, headers={"mc_sender": "bench"}),
-    )
+    if directed:
+        for name in directed:
+            ch.basic_publish("mcollective_directed", name, payload, props)
+    else:
+        ch.basic_publish("mcollective_broadcast", agent, payload, props)
     deadline = t0 + 30
     idle_until = None
     while len(seen) < expect and time.perf_counter() < deadline:
@@ -184,26 +197,29 @@ def main() -> int:
             on_message_callback=lambda *_: seen.append(time.perf_counter()),
             auto_ack=True,
         )
-        for agent in ("discovery", "rpcutil"):
+        names = [f"sim-{i:05d}" for i in range(1, args.nodes + 1)]
+        for mode in ("discovery", "rpcutil", "directed"):
+            agent = "rpcutil" if mode == "directed" else mode
+            targets = names if mode == "directed" else []
             rates, cpu_rates = [], []
             for _ in range(args.rounds):
-                payload = request(cfg, agent)
+                payload = request(cfg, agent, targets)
                 cpu = cpu_seconds(pids)
-                got, last, first = one_round(ch, conn, q, seen, payload, agent, args.nodes)
+                got, last, first = one_round(ch, conn, q, seen, payload, agent, args.nodes, targets)
                 time.sleep(0.3)  # the sim's CPU of this round: wait for its last tick
                 cpu = cpu_seconds(pids) - cpu
                 rate = got / last if got else 0.0
                 rates.append(rate)
                 cpu_rates.append(got / cpu if cpu else float("inf"))
                 print(
-                    f"{agent:9s} {got}/{args.nodes} replies, first after {first * 1000:.0f} ms, "
+                    f"{mode:9s} {got}/{args.nodes} replies, first after {first * 1000:.0f} ms, "
                     f"last after {last * 1000:.0f} ms: {rate:,.0f} replies/s; "
                     f"simulator CPU {cpu * 1000:.0f} ms",
                     flush=True,
                 )
                 time.sleep(0.2)
             print(
-                f"{agent:9s} median {statistics.median(rates):,.0f} replies/s, "
+                f"{mode:9s} median {statistics.median(rates):,.0f} replies/s, "
                 f"{statistics.median(cpu_rates):,.0f} replies per simulator CPU second",
                 flush=True,
             )
