@@ -91,7 +91,7 @@ AGENTS = ("discovery", "rpcutil")
 DATACENTERS = ("ams", "fra")
 #: replies handed to the connection between two writes to the socket: the first replies of
 #: a broadcast leave while the rest are still being made, and pika's per-write cost is
-#: shared by this many
+#: shared by this many (fewer when no delivery is waiting: then they are written at once)
 FLUSH_EVERY = 64
 
 
@@ -645,6 +645,7 @@ def serve_shard(
     )
     pending: list[tuple[float, int, Outgoing]] = []
     seq = 0
+    unflushed = 0
     delay = 0.2
     announced = False
     while not stopping():
@@ -658,30 +659,34 @@ def serve_shard(
             else:
                 log.warning("reconnected to %s and bound %d identities again", where, len(names))
             delay = 0.2
+            unflushed = 0  # a new connection: nothing of the old one's is waiting
             while not stopping():
                 now = time.monotonic()
                 wait = 0.2 if not pending else max(0.0, min(0.2, pending[0][0] - now))
                 d = conn.receive(wait)
                 now = time.monotonic()
-                queued = 0
                 if d is not None:
                     for out in shard.answers(d, now):
                         if out.due <= now:
                             conn.queue_reply(out.target, out.payload, sender=out.identity)
-                            queued += 1
-                            if queued % FLUSH_EVERY == 0:
+                            unflushed += 1
+                            if unflushed >= FLUSH_EVERY:
                                 conn.flush()
+                                unflushed = 0
                         else:
                             seq += 1
                             heapq.heappush(pending, (out.due, seq, out))
                 while pending and pending[0][0] <= now:
                     out = heapq.heappop(pending)[2]
                     conn.queue_reply(out.target, out.payload, sender=out.identity)
-                    queued += 1
-                    if queued % FLUSH_EVERY == 0:
+                    unflushed += 1
+                    if unflushed >= FLUSH_EVERY:
                         conn.flush()
-                if queued:
+                        unflushed = 0
+                # a burst of directed copies is answered before the socket is written to
+                if unflushed and not conn.has_deliveries():
                     conn.flush()
+                    unflushed = 0
         except TransportError as exc:
             if stopping():
                 break
