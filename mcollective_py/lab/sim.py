@@ -450,13 +450,14 @@ class Shard:
             if not names:
                 return
             self.stats.incr("passed", len(names))
-            memo = self._memo
+            memo = self._memo if self._memo is not None and self._memo.request is req else None
             second = int(self.clock())
-            shared = bool(d.reply_to) and memo is not None and memo.request is req
-            if shared and memo is not None and memo.node_independent is None:
-                memo.node_independent = node_independent(req)
-            shared = shared and memo is not None and bool(memo.node_independent)
-            template = memo.template if shared and memo is not None else None
+            shared = False
+            if memo is not None and d.reply_to:
+                if memo.node_independent is None:
+                    memo.node_independent = node_independent(req)
+                shared = memo.node_independent
+            template = memo.template if memo is not None and shared else None
             if template is not None and (
                 template.second != second or template.reply_to != d.reply_to
             ):
@@ -472,7 +473,7 @@ class Shard:
                     out = self.daemons[name].dispatch(d, req)
                     if out is None:
                         continue
-                    if shared and template is None and memo is not None:
+                    if memo is not None and shared and template is None:
                         template = Template.of(name, out, second, d.reply_to)
                         memo.template = template
                 wait = 0.0
