@@ -12,12 +12,27 @@ How N identities share a few broker connections (one per process):
   identity of the process whose filter matches) and to ``<collective>_directed`` once per
   identity it serves (direct addressing reaches exactly one identity: the routing key);
 * a request is decoded and authenticated ONCE per process (the package's own security
-  provider), then each identity is checked against the filter (the package's own node-side
-  :func:`mcollective_py.filter.check`) and answered by its own :class:`Daemon` through
-  :meth:`Daemon.dispatch` with its own :class:`Rpcutil` — the same code path as
-  ``mco-py server``, so the replies are what a real node sends;
+  provider); the last one is remembered by its payload bytes, so the copies a directed
+  request (``-I a -I b …``) sends to each identity are decoded and checked once, and each
+  copy only has its TTL checked again;
+* each identity is checked against the filter (the package's own node-side
+  :func:`mcollective_py.filter.check`; the wire filter is parsed once per request) and
+  answered by its own :class:`Daemon` through :meth:`Daemon.dispatch` with its own
+  :class:`Rpcutil` — the same code path as ``mco-py server``, so the replies are what a real
+  node sends;
+* except where every node sends the same reply body (:data:`SAME_ON_EVERY_NODE`:
+  ``discovery``, rpcutil ``ping``): there only the first matching identity is dispatched,
+  and the others' replies are its reply with the identity's bytes in the envelope's
+  ``:senderid`` replaced (:func:`splice`; the psk ``:hash`` and the ssl signature cover
+  the body only).  That is byte for byte what their own dispatch encodes in the same
+  second; a splice that is not exact (the identity not in the reply exactly once, another
+  length) falls back to the full dispatch for that identity.  Every other rpcutil action
+  (inventory, get_fact, daemon_stats, …) answers per-node data and is dispatched per
+  identity;
 * an optional per-node delay distribution (:func:`parse_delay`) holds each reply back; the
-  replies wait in a heap and go out from the process's only (pika) thread.
+  replies wait in a heap and go out from the process's only (pika) thread, handed to the
+  connection without waiting for the socket and written in batches of
+  :data:`FLUSH_EVERY` (:class:`~.sim_connector.SharedQueueConnector`).
 
 Facts and classes are deterministic per identity (:func:`node_facts`, :func:`node_classes`):
 odd nodes are ``role=web``, even ``role=db``, the first half ``datacenter=ams`` and the rest
@@ -41,6 +56,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -59,9 +75,10 @@ from ..errors import (
     TransportError,
     UsageError,
 )
+from ..filter import Filter
 from ..filter import check as filter_check
 from ..message import Request
-from ..rpc import RPCReply, StatusCode
+from ..rpc import RPCReply, RPCRequest, StatusCode
 from ..security.base import SecurityProvider
 from ..server.agent import ActionError
 from ..server.builtin import Rpcutil
@@ -72,6 +89,10 @@ MAX_NODES = 10_000
 #: the agents every simulated node answers
 AGENTS = ("discovery", "rpcutil")
 DATACENTERS = ("ams", "fra")
+#: replies handed to the connection between two writes to the socket: the first replies of
+#: a broadcast leave while the rest are still being made, and pika's per-write cost is
+#: shared by this many (fewer when no delivery is waiting: then they are written at once)
+FLUSH_EVERY = 64
 
 
 # ---------------------------------------------------------------- pure parts
@@ -243,6 +264,7 @@ class Shard:
         delay: DelaySpec = DelaySpec(),
         seed: int = 0,
         index_of: Callable[[str], int] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         from ..ddl import load_agent_ddl
         from ..server.agent import AgentContext
@@ -252,6 +274,8 @@ class Shard:
         self.cfg, self.security, self.delay, self.seed = cfg, security, delay, seed
         self.names = list(names)
         self.stats = Stats()
+        self.clock = clock
+        self._memo: _Memo | None = None
         self.collectives = tuple(cfg.collectives)
         ddl = load_agent_ddl("rpcutil", list(cfg.libdir))
         self.daemons: dict[str, Any] = {}
@@ -277,6 +301,7 @@ class Shard:
                 agents={"rpcutil": rpcutil},
                 stats=self.stats,
                 threads=1,
+                clock=clock,
             )
             rpcutil.info = DaemonInfo(
                 config=cfg,
@@ -293,54 +318,113 @@ class Shard:
         return out
 
     def decode(self, d: Delivery) -> Request | None:
-        """Decode and authenticate once for the whole shard (counted like the daemon)."""
+        """Decode and authenticate once for the whole shard (counted like the daemon).
+
+        The last authenticated request is remembered by its payload bytes: a directed
+        request (``-I a -I b …``) brings the same payload once per identity, and it is
+        decoded and checked once; each later copy only has its TTL checked again."""
         self.stats.incr("total")
-        try:
-            req = self.security.decode_request(d.payload)
-        except (MarshalError, SerializationError) as exc:
-            self.stats.incr("bad_messages")
-            log.warning("rejected an undecodable message from %s: %s", d.sender or "?", exc)
-            return None
-        except MessageExpired as exc:
-            self.stats.incr("ttlexpired")
-            log.warning("rejected an expired message from %s: %s", d.sender or "?", exc)
-            return None
-        except (DigestMismatch, InvalidCallerId, SecurityError) as exc:
-            self.stats.incr("unvalidated")
-            log.warning("rejected a message that failed security from %s: %s", d.sender, exc)
-            return None
+        memo = self._memo
+        if memo is not None and memo.payload == d.payload:
+            try:
+                self.security.check_ttl(memo.request.msgtime, memo.request.ttl)
+            except MessageExpired as exc:
+                self.stats.incr("ttlexpired")
+                log.warning("rejected an expired message from %s: %s", d.sender or "?", exc)
+                return None
+            req = memo.request
+        else:
+            decoded = self._authenticate(d)
+            if decoded is None:
+                return None
+            req = decoded
+            self._memo = _Memo(d.payload, req)
         self.stats.incr("validated")
         if req.collective not in self.collectives or req.agent not in AGENTS:
             self.stats.incr("wrong_collective" if req.agent in AGENTS else "unknown_agent")
             return None
         return req
 
+    def _authenticate(self, d: Delivery) -> Request | None:
+        try:
+            return self.security.decode_request(d.payload)
+        except (MarshalError, SerializationError) as exc:
+            self.stats.incr("bad_messages")
+            log.warning("rejected an undecodable message from %s: %s", d.sender or "?", exc)
+        except MessageExpired as exc:
+            self.stats.incr("ttlexpired")
+            log.warning("rejected an expired message from %s: %s", d.sender or "?", exc)
+        except (DigestMismatch, InvalidCallerId, SecurityError) as exc:
+            self.stats.incr("unvalidated")
+            log.warning("rejected a message that failed security from %s: %s", d.sender, exc)
+        return None
+
     def recipients(self, d: Delivery, req: Request) -> list[str]:
         """Who the delivery is for: the routing key's identity when it came through the
-        directed exchange, else every identity of the shard whose filter matches."""
+        directed exchange, else every identity of the shard whose filter matches.
+
+        The verdict is :func:`mcollective_py.filter.check`'s for every identity; the wire
+        filter is parsed once per request (a filter with no tests at all gets one verdict
+        for everybody, since no test looks at the node), and a filter of literal
+        identities only is answered by counting: an identity passes when exactly one entry
+        names it, as ``check`` decides it."""
         exchange, _, key = d.destination.partition("/")
         if exchange.endswith("_directed"):
             candidates = [key] if key in self.daemons else []
         else:
             candidates = self.names
-        flt = req.filter
+        if not candidates:
+            return []
+        memo = self._memo
+        if memo is not None and memo.request is req:
+            if memo.filter is None:
+                memo.filter = self._filter_plan(req)
+            plan = memo.filter
+        else:
+            plan = self._filter_plan(req)
+        out: list[str]
+        if plan.everyone is not None:
+            out = list(candidates) if plan.everyone else []
+        elif plan.named is not None:
+            named = plan.named
+            out = [name for name in candidates if named[name] == 1]
+        else:
+            flt, needs_facts = plan.parsed, plan.needs_facts
+            assert flt is not None
+            out = [
+                name
+                for name in candidates
+                if filter_check(
+                    flt,
+                    identity=name,
+                    facts=self.facts[name] if needs_facts else {},
+                    classes=self.classes[name],
+                    agents=list(AGENTS),
+                ).matched
+            ]
+        if len(out) < len(candidates):
+            self.stats.incr("filtered", len(candidates) - len(out))
+        return out
+
+    def _filter_plan(self, req: Request) -> _FilterPlan:
+        raw = req.filter
+        try:
+            flt = Filter.from_wire(raw)
+        except SerializationError:
+            flt = None
+        if flt is None or flt.empty():
+            # no node-dependent test: the raw filter's verdict is everybody's (Ruby's
+            # emptiness rule applies to the raw hash; a malformed one matches nobody)
+            first = self.names[0]
+            verdict = filter_check(
+                raw, identity=first, facts={}, classes=self.classes[first], agents=list(AGENTS)
+            )
+            return _FilterPlan(everyone=verdict.matched)
+        if flt.is_identity_only() and not (flt.cf_class or flt.fact or flt.agent or flt.compound):
+            return _FilterPlan(named=Counter(i for i in flt.identity if isinstance(i, str)))
         # facts only matter to fact and compound filters; skipping them there saves
         # normalizing 20 facts per identity per request (the verdict is the same)
-        needs_facts = not isinstance(flt, Mapping) or any(flt.get(k) for k in ("fact", "compound"))
-        out = []
-        for name in candidates:
-            verdict = filter_check(
-                flt,
-                identity=name,
-                facts=self.facts[name] if needs_facts else {},
-                classes=self.classes[name],
-                agents=list(AGENTS),
-            )
-            if verdict.matched:
-                out.append(name)
-            else:
-                self.stats.incr("filtered")
-        return out
+        return _FilterPlan(parsed=flt, needs_facts=bool(flt.fact or flt.compound))
 
     def answer(self, d: Delivery, now: float) -> list[Outgoing]:
         """Every reply this shard sends for ``d``, each with its due time.  Never raises."""
@@ -348,23 +432,140 @@ class Shard:
 
     def answers(self, d: Delivery, now: float) -> Iterator[Outgoing]:
         """:meth:`answer` one reply at a time, so the first ones can be sent while the rest
-        are still being encoded.  Never raises."""
+        are still being encoded.  Never raises.
+
+        A node-independent request (:data:`SAME_ON_EVERY_NODE`) is dispatched in full for
+        the first identity only; the other identities' replies are that reply with the
+        identity's bytes replaced (:func:`splice`), which is what their own dispatch would
+        have encoded: the body and its digest/signature are the same on every node, and
+        only the envelope's ``:senderid`` names the node.  Whenever a splice is not exact
+        (the identity is not in the reply exactly once, or the lengths differ) that
+        identity gets its full dispatch.  The template lasts while the clock stays in the
+        same second (replies carry the second they were made in)."""
         try:
             req = self.decode(d)
             if req is None:
                 return
-            for name in self.recipients(d, req):
-                self.stats.incr("passed")
-                reply = self.daemons[name].dispatch(d, req)
-                if reply is None:
-                    continue
+            names = self.recipients(d, req)
+            if not names:
+                return
+            self.stats.incr("passed", len(names))
+            memo = self._memo if self._memo is not None and self._memo.request is req else None
+            second = int(self.clock())
+            shared = False
+            if memo is not None and d.reply_to:
+                if memo.node_independent is None:
+                    memo.node_independent = node_independent(req)
+                shared = memo.node_independent
+            template = memo.template if memo is not None and shared else None
+            if template is not None and (
+                template.second != second or template.reply_to != d.reply_to
+            ):
+                template = None
+            for name in names:
+                out = None
+                if template is not None:
+                    payload = splice(template.payload, template.at, name.encode("utf-8"))
+                    if payload is not None:
+                        self.stats.incr("replies")
+                        out = (template.target, payload)
+                if out is None:
+                    out = self.daemons[name].dispatch(d, req)
+                    if out is None:
+                        continue
+                    if memo is not None and shared and template is None:
+                        template = Template.of(name, out, second, d.reply_to)
+                        memo.template = template
                 wait = 0.0
                 if self.delay.kind != "none":
                     wait = self.delay.seconds(random.Random(f"{self.seed}:{name}:{req.requestid}"))
-                yield Outgoing(now + wait, name, reply[0], reply[1])
+                yield Outgoing(now + wait, name, out[0], out[1])
         except Exception:  # noqa: BLE001 - a simulated node survives anything, like the daemon
             self.stats.incr("bad_messages")
             log.exception("unexpected failure handling a message from %s", d.sender or "?")
+
+
+#: (agent, rpc action) pairs whose reply body is the same on every node: discovery's
+#: ``pong`` (any action: its reply depends on the request body only) and rpcutil ``ping``
+SAME_ON_EVERY_NODE = frozenset({("discovery", None), ("rpcutil", "ping")})
+
+
+def node_independent(req: Request) -> bool:
+    """True when every node would send ``req`` the same reply body (:data:`SAME_ON_EVERY_NODE`):
+    the reply differs between nodes only in the envelope's ``:senderid``."""
+    if req.agent == "discovery":
+        return True
+    try:
+        rpc = RPCRequest.from_wire(req.body)
+    except SerializationError:
+        return False
+    return rpc.agent == req.agent and (req.agent, rpc.action) in SAME_ON_EVERY_NODE
+
+
+@dataclass(frozen=True)
+class Template:
+    """One fully dispatched reply that the other identities' replies are spliced from."""
+
+    identity: bytes
+    at: Span
+    target: Target
+    payload: bytes
+    second: int
+    reply_to: str | None
+
+    @classmethod
+    def of(
+        cls, identity: str, out: tuple[Target, bytes], second: int, reply_to: str | None
+    ) -> Template | None:
+        """The template made from ``identity``'s reply, or None when the identity is not
+        in the reply exactly once (then every identity is dispatched in full)."""
+        raw = identity.encode("utf-8")
+        start = out[1].find(raw)
+        if start < 0 or out[1].find(raw, start + 1) >= 0:
+            return None
+        return cls(raw, Span(start, start + len(raw)), out[0], out[1], second, reply_to)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a template's identity sits in its encoded reply."""
+
+    start: int
+    end: int
+
+
+def splice(payload: bytes, at: Span, identity: bytes) -> bytes | None:
+    """``payload`` with the bytes at ``at`` replaced by ``identity``, or None unless the
+    lengths match and ``identity`` then occurs in the result exactly once, at ``at``."""
+    if len(identity) != at.end - at.start:
+        return None
+    out = payload[: at.start] + identity + payload[at.end :]
+    if out.find(identity) != at.start or out.find(identity, at.start + 1) >= 0:
+        return None
+    return out
+
+
+@dataclass(frozen=True)
+class _FilterPlan:
+    """How one request's filter is matched: the same verdict for ``everyone`` (no test
+    looks at the node), by counting ``named`` literal identities, or ``parsed`` with
+    :func:`mcollective_py.filter.check` per identity."""
+
+    everyone: bool | None = None
+    named: Counter[str] | None = None
+    parsed: Filter | None = None
+    needs_facts: bool = False
+
+
+@dataclass
+class _Memo:
+    """The last authenticated request, by its payload bytes, and what was learnt about it."""
+
+    payload: bytes
+    request: Request
+    node_independent: bool | None = None
+    template: Template | None = None
+    filter: _FilterPlan | None = None
 
 
 # ---------------------------------------------------------------- the processes
@@ -445,6 +646,7 @@ def serve_shard(
     )
     pending: list[tuple[float, int, Outgoing]] = []
     seq = 0
+    unflushed = 0
     delay = 0.2
     announced = False
     while not stopping():
@@ -458,6 +660,7 @@ def serve_shard(
             else:
                 log.warning("reconnected to %s and bound %d identities again", where, len(names))
             delay = 0.2
+            unflushed = 0  # a new connection: nothing of the old one's is waiting
             while not stopping():
                 now = time.monotonic()
                 wait = 0.2 if not pending else max(0.0, min(0.2, pending[0][0] - now))
@@ -466,13 +669,25 @@ def serve_shard(
                 if d is not None:
                     for out in shard.answers(d, now):
                         if out.due <= now:
-                            conn.publish(out.target, out.payload, sender=out.identity)
+                            conn.queue_reply(out.target, out.payload, sender=out.identity)
+                            unflushed += 1
+                            if unflushed >= FLUSH_EVERY:
+                                conn.flush()
+                                unflushed = 0
                         else:
                             seq += 1
                             heapq.heappush(pending, (out.due, seq, out))
                 while pending and pending[0][0] <= now:
                     out = heapq.heappop(pending)[2]
-                    conn.publish(out.target, out.payload, sender=out.identity)
+                    conn.queue_reply(out.target, out.payload, sender=out.identity)
+                    unflushed += 1
+                    if unflushed >= FLUSH_EVERY:
+                        conn.flush()
+                        unflushed = 0
+                # a burst of directed copies is answered before the socket is written to
+                if unflushed and not conn.has_deliveries():
+                    conn.flush()
+                    unflushed = 0
         except TransportError as exc:
             if stopping():
                 break
