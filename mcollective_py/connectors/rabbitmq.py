@@ -22,6 +22,12 @@ declares a new queue whenever the old one is gone (channel or connection closed 
 broker, or the queue deleted: the broker's consumer-cancel notice says so).  A client kept
 open across such trouble therefore completes its next call.
 
+Batched replies (:meth:`RabbitMQConnector.publish_later`, :meth:`~RabbitMQConnector.flush`):
+for a process that answers in bursts (the fleet simulator), replies are handed to the
+connection without waiting for the socket and written together; the frames are those of
+``publish``.  On the pika versions read below, the waiting frames leave in one ``send``
+(:func:`_coalesce`) instead of one system call per frame.
+
 Receive buffer: pika reads its socket 4 KB at a time, a private class constant with no
 public setting.  :func:`_tune_receive_buffer` raises it to :data:`RECV_BYTES` on each of
 OUR connections only (an instance attribute on the connection's transport, never pika's
@@ -59,7 +65,8 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)
 #: bytes per socket read on our pika connections (pika's own default is 4096)
 RECV_BYTES = 16 * 1024
 #: pika (major, minor) versions whose transport was read (1.3.2, 1.4.4): ``_MAX_RECV_BYTES``
-#: on ``BlockingConnection._impl._transport``, read per ``recv`` in ``_consume``
+#: on ``BlockingConnection._impl._transport``, read per ``recv`` in ``_consume``, and its
+#: ``_tx_buffers`` deque of byte chunks, written front to back (:func:`_coalesce`)
 RECV_TUNED_PIKA = ((1, 3), (1, 4))
 
 
@@ -166,6 +173,8 @@ class RabbitMQConnector(Connector):
         self._inbox: collections.deque[Delivery] = collections.deque()
         self._checked_exchanges: set[str] = set()
         self._subscriptions: list[Target] = []
+        #: reply properties by (sender, ttl), for publish_later (they differ only in those)
+        self._reply_props: dict[tuple[str, int], Any] = {}
 
     @classmethod
     def from_config(cls, cfg: Config) -> RabbitMQConnector:
@@ -330,16 +339,48 @@ class RabbitMQConnector(Connector):
             raise TransportError(f"unknown target kind {target.kind!r}")
         if target.kind != "reply":
             self._check_exchange(exchange)
-        props = pika.BasicProperties(
-            content_type="text/plain; charset=UTF-8",
-            expiration=str((ttl + 10) * 1000),
-            reply_to=reply_to,
-            headers={"mc_sender": sender or self.identity},
-        )
+        props = _properties(reply_to, ttl, sender or self.identity)
         with self._boundary(f"cannot publish to {exchange or '(default)'}/{key}"):
             self._channel().basic_publish(
                 exchange=exchange, routing_key=key, body=payload, properties=props
             )
+
+    # ---------------------------------------------------------------- batched replies
+    def publish_later(self, target: Target, payload: bytes, *, sender: str, ttl: int = 60) -> None:
+        """Send a reply as :meth:`publish` does (same frames, properties and headers), but
+        leave it in the connection's output buffer until :meth:`flush` or the next
+        :meth:`receive` writes it.  For a process that answers in bursts (the fleet
+        simulator): pika's blocking ``basic_publish`` runs its I/O loop until every byte of
+        each message is written, ~4,000 messages/s here, against >20,000/s when a batch is
+        written at once.  Where pika's blocking channel has no underlying channel to hand
+        the message to (another pika version), this is :meth:`publish`.  TransportError on
+        broker trouble."""
+        if target.kind != "reply":
+            raise TransportError(f"publish_later sends replies only, not a {target.kind} target")
+        exchange, key = parse_reply_to(target.reply_to)
+        impl = getattr(self._channel(), "_impl", None)
+        if impl is None or not hasattr(impl, "basic_publish"):
+            self.publish(target, payload, ttl=ttl, sender=sender)
+            return
+        props = self._reply_props.get((sender, ttl))
+        if props is None:
+            props = self._reply_props[(sender, ttl)] = _properties(None, ttl, sender)
+        with self._boundary(f"cannot publish to {exchange or '(default)'}/{key}"):
+            impl.basic_publish(exchange=exchange, routing_key=key, body=payload, properties=props)
+
+    def flush(self) -> None:
+        """Write everything :meth:`publish_later` queued (one ``send`` where the pika version
+        allows, :func:`_coalesce`), and take in what has arrived meanwhile.  TransportError
+        on broker trouble."""
+        if self._conn is None:
+            return
+        _coalesce(self._conn)
+        with self._boundary("cannot send the queued replies"):
+            self._conn.process_data_events(time_limit=0)
+
+    def has_pending_delivery(self) -> bool:
+        """True when :meth:`receive` has a delivery to return without touching the socket."""
+        return bool(self._inbox)
 
     def publish_threadsafe(
         self,
@@ -461,8 +502,7 @@ def _tune_receive_buffer(conn: Any, size: int = RECV_BYTES) -> bool:
     never raises (pika's default is a correct fallback: 4 KB reads measured no slower
     than 16 KB within this machine's noise, docs/performance.md).
     """
-    version = tuple(int(x) for x in pika.__version__.split(".")[:2] if x.isdigit())
-    if version not in RECV_TUNED_PIKA:
+    if _pika_version() not in RECV_TUNED_PIKA:
         log.debug("pika %s: socket reads left at pika's default size", pika.__version__)
         return False
     transport: Any = getattr(getattr(conn, "_impl", None), "_transport", None)
@@ -477,6 +517,42 @@ def _tune_receive_buffer(conn: Any, size: int = RECV_BYTES) -> bool:
         return False
     transport._MAX_RECV_BYTES = size
     return True
+
+
+def _properties(reply_to: str | None, ttl: int, sender: str) -> Any:
+    """The AMQP properties of every message we send (Ruby's STOMP connector sets the same)."""
+    return pika.BasicProperties(
+        content_type="text/plain; charset=UTF-8",
+        expiration=str((ttl + 10) * 1000),
+        reply_to=reply_to,
+        headers={"mc_sender": sender},
+    )
+
+
+def _coalesce(conn: Any) -> bool:
+    """Join the frames waiting in ``conn``'s (a pika BlockingConnection) output buffer into
+    one chunk, so they leave in one ``send``: pika writes each frame with its own system
+    call, three per message.  The bytes and their order are unchanged.  Only on the pika
+    versions whose transport was read (:data:`RECV_TUNED_PIKA`: ``_tx_buffers``, a deque of
+    byte chunks written front to back) and only when the buffer still is one; otherwise
+    nothing is done (pika's frame-by-frame writes are the correct fallback).  Returns
+    whether it joined anything; never raises."""
+    if _pika_version() not in RECV_TUNED_PIKA:
+        return False
+    transport = getattr(getattr(conn, "_impl", None), "_transport", None)
+    buffers = getattr(transport, "_tx_buffers", None)
+    if not isinstance(buffers, collections.deque) or len(buffers) < 2:
+        return False
+    if not all(type(b) is bytes for b in buffers):
+        return False
+    joined = b"".join(buffers)
+    buffers.clear()
+    buffers.append(joined)
+    return True
+
+
+def _pika_version() -> tuple[int, ...]:
+    return tuple(int(x) for x in pika.__version__.split(".")[:2] if x.isdigit())
 
 
 def _hdr(v: Any) -> str:

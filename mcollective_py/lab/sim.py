@@ -32,7 +32,7 @@ How N identities share a few broker connections (one per process):
 * an optional per-node delay distribution (:func:`parse_delay`) holds each reply back; the
   replies wait in a heap and go out from the process's only (pika) thread, handed to the
   connection without waiting for the socket and written in batches of
-  :data:`FLUSH_EVERY` (:class:`~.sim_connector.SharedQueueConnector`).
+  :data:`FLUSH_EVERY` (:meth:`RabbitMQConnector.publish_later`, ``flush``).
 
 Facts and classes are deterministic per identity (:func:`node_facts`, :func:`node_classes`):
 odd nodes are ``role=web``, even ``role=db``, the first half ``datacenter=ams`` and the rest
@@ -669,7 +669,7 @@ def serve_shard(
                 if d is not None:
                     for out in shard.answers(d, now):
                         if out.due <= now:
-                            conn.queue_reply(out.target, out.payload, sender=out.identity)
+                            conn.publish_later(out.target, out.payload, sender=out.identity)
                             unflushed += 1
                             if unflushed >= FLUSH_EVERY:
                                 conn.flush()
@@ -679,13 +679,13 @@ def serve_shard(
                             heapq.heappush(pending, (out.due, seq, out))
                 while pending and pending[0][0] <= now:
                     out = heapq.heappop(pending)[2]
-                    conn.queue_reply(out.target, out.payload, sender=out.identity)
+                    conn.publish_later(out.target, out.payload, sender=out.identity)
                     unflushed += 1
                     if unflushed >= FLUSH_EVERY:
                         conn.flush()
                         unflushed = 0
                 # a burst of directed copies is answered before the socket is written to
-                if unflushed and not conn.has_deliveries():
+                if unflushed and not conn.has_pending_delivery():
                     conn.flush()
                     unflushed = 0
         except TransportError as exc:

@@ -1,4 +1,4 @@
-"""The simulator connector's batched writes: the frames waiting in pika's output buffer are
+"""The connector's batched writes (publish_later/flush, used by the fleet simulator): the frames waiting in pika's output buffer are
 joined into one chunk, bytes and order unchanged, or left alone when the buffer is not what
 the pika versions it was checked against have."""
 
@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from mcollective_py.lab import sim_connector
+from mcollective_py.connectors import rabbitmq
 
 
 def conn_with(buffers: object) -> object:
@@ -19,7 +19,7 @@ def conn_with(buffers: object) -> object:
 
 def test_frames_are_joined_in_order() -> None:
     frames = collections.deque([b"\x01method", b"\x02header", b"\x03body", b"\x01next"])
-    assert sim_connector._coalesce(conn_with(frames)) is True
+    assert rabbitmq._coalesce(conn_with(frames)) is True
     assert list(frames) == [b"\x01method\x02header\x03body\x01next"]
 
 
@@ -36,13 +36,13 @@ def test_frames_are_joined_in_order() -> None:
 )
 def test_anything_else_is_left_alone(buffers: object) -> None:
     before = list(buffers) if isinstance(buffers, (list, collections.deque)) else buffers
-    assert sim_connector._coalesce(conn_with(buffers)) is False
+    assert rabbitmq._coalesce(conn_with(buffers)) is False
     after = list(buffers) if isinstance(buffers, (list, collections.deque)) else buffers
     assert after == before
 
 
 def test_other_pika_versions_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sim_connector, "_PIKA_VERSION", (9, 9))
+    monkeypatch.setattr(rabbitmq, "_pika_version", lambda: (9, 9))
     frames = collections.deque([b"a", b"b"])
-    assert sim_connector._coalesce(conn_with(frames)) is False
+    assert rabbitmq._coalesce(conn_with(frames)) is False
     assert list(frames) == [b"a", b"b"]
