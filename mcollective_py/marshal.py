@@ -114,6 +114,7 @@ from __future__ import annotations
 import codecs
 import functools
 import math
+import os
 import re
 import struct
 from typing import Any
@@ -122,6 +123,7 @@ from .errors import MarshalError
 from .rubytypes import AsciiString, EncodedString, HashWithDefault, Regexp, Symbol
 
 __all__ = [
+    "ACCELERATED",
     "loads",
     "dumps",
     "DEFAULT_MAX_DEPTH",
@@ -180,6 +182,30 @@ _PENDING: Any = _Pending()
 _SYMBOL_CACHE: dict[str, Symbol] = {}
 _SYMBOL_CACHE_MAX = 4096
 _SYMBOL_CACHE_NAME_MAX = 64
+
+
+# The optional compiled fast path (mcollective_py/_cmarshal.c, see "The compiled fast path"
+# above): None when it is not built or MCO_PY_PURE_MARSHAL=1.  Tests set it to None to
+# compare with the pure decoder.
+_FAST: Any = None
+_FALLBACK: Any = None
+if os.environ.get("MCO_PY_PURE_MARSHAL") != "1":
+    try:
+        from . import _cmarshal  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        _cmarshal.configure(
+            Symbol,
+            AsciiString,
+            Regexp,
+            _SYMBOL_CACHE,
+            _SYMBOL_CACHE_MAX,
+            _SYMBOL_CACHE_NAME_MAX,
+        )
+        _FAST = _cmarshal.fast_loads
+        _FALLBACK = _cmarshal.FALLBACK
+ACCELERATED: bool = _FAST is not None
 
 
 @functools.lru_cache(maxsize=64)
@@ -255,6 +281,10 @@ def loads(
             f"unsupported Marshal version {data[0]}.{data[1]}: only 4.8 (Ruby 1.8 and later) "
             "is understood"
         )
+    if _FAST is not None and not allow_cycles:
+        value = _FAST(data, max_depth, max_length, max_items, max_expansion)
+        if value is not _FALLBACK:
+            return value
     try:
         inp = _Input(data, max_depth, max_length, max_items)
         inp.max_expansion = max_expansion
