@@ -107,6 +107,29 @@ make JSON output and ``rubytypes.plain`` recurse forever.  Hash keys must be has
 stay distinct in Python: an Array/Hash key, or keys that Ruby keeps apart but Python merges
 (``:a`` and ``"a"``, ``1``/``1.0``/``true``), raise ``MarshalError``.  Floats are accepted
 only in the textual forms Ruby writes (sign, digits, ``.``, exponent; ``inf``/``-inf``/``nan``).
+
+The compiled fast path
+======================
+
+``loads`` first hands the input to ``mcollective_py._cmarshal.fast_loads``, a small C
+decoder, when it is built (``ACCELERATED``), ``MCO_PY_PURE_MARSHAL=1`` is not set, and
+``allow_cycles`` is False.  Its contract: it returns exactly the value the pure decoder
+below would return (same types, values, dict order, object sharing and Symbol cache), or a
+FALLBACK sentinel, and then the pure decoder runs and gives the value or the
+``MarshalError``.  It never raises and never produces an error of its own, so everything
+above holds with or without it, messages included.
+
+It reads the subset MCollective messages use: ``0 T F``, Fixnums, Bignums of at most 8 bytes,
+binary Strings, ``I"`` Strings and ``I/`` Regexps whose only instance variable is ``E``,
+``:`` Symbols and ``;`` links, Arrays, Hashes, ``@`` links and Floats, under the same limits
+and link accounting as the pure decoder, check for check.  Everything else (``}``, ``I:``,
+``encoding`` names, the unsupported types), any malformed or truncated input, any limit
+reached, a link to an object still being read, a Hash with more than 32 numeric keys (a
+stricter stand-in for the hash-flooding check) and any failed allocation give FALLBACK.  It
+bounds-checks every read, does its arithmetic in 64 bits on lengths that are at most 32 bits
+on the wire, and keeps nesting on a heap stack.  ``tests/test_marshal_accel.py`` checks it
+against the pure decoder on the captured vectors, generated values and hostile inputs.
+Without a C compiler and Python's headers the package installs without it.
 """
 
 from __future__ import annotations

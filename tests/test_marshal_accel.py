@@ -47,7 +47,10 @@ if not marshal.ACCELERATED:
             "the editable install (needs a C compiler and python3-dev), and unset "
             "MCO_PY_PURE_MARSHAL"
         )
-    pytest.skip("the compiled Marshal decoder is not built", allow_module_level=True)
+    pytest.skip(
+        "the compiled Marshal decoder is not in use (not built, or MCO_PY_PURE_MARSHAL=1)",
+        allow_module_level=True,
+    )
 
 H = b"\x04\x08"
 S = Symbol
