@@ -6,7 +6,8 @@ which ``marshal.loads`` runs the pure decoder.  So every test here is differenti
 accelerated result must be the pure one, or FALLBACK; and the public ``loads`` result or
 ``MarshalError`` must be the same with and without the accelerator.  The inputs: every
 captured Ruby vector, the byte tables and errors of ``test_marshal.py``, its hypothesis
-values, the worst-case shapes and mutation fuzzer of ``test_marshal_fuzz.py``, and targeted
+values, the worst-case shapes and mutation fuzzer of ``test_marshal_fuzz.py``, random token
+streams of the fast path's subset (often subtly wrong), and targeted
 hostile inputs (truncations, length-field corruptions, deep nesting, huge declared sizes,
 link loops, 100k-member arrays, limits at and around every boundary).  Plus: the fast path
 is really taken for MCollective envelopes, and it leaks neither references nor memory.
@@ -266,6 +267,69 @@ def test_fuzzed_vectors() -> None:
         else:
             hits += check(data)
     assert hits > 1_000  # the fast path does decode plenty of the mutants
+
+
+def _token(rng: random.Random, depth: int) -> bytes:
+    """One random value in the fast path's subset, often subtly wrong (bad links, counts one
+    off, invalid UTF-8, wrong ivars, oversized Bignums...)."""
+    k = rng.randrange(16)
+    if k == 0:
+        return b"0"
+    if k == 1:
+        return rng.choice([b"T", b"F"])
+    if k == 2:
+        n = rng.choice(
+            [0, 1, -1, 122, 123, -124, 2**30 - 1, -(2**31), rng.randrange(-(2**31), 2**31)]
+        )
+        return b"i" + w(n)
+    if k == 3:
+        n = rng.randrange(0, 12)
+        return b"l" + rng.choice([b"+", b"-"]) + w(n) + rng.randbytes(2 * n)
+    if k == 4:
+        s = rng.choice([b"", b"a", b"ab", b"\xc3\xa9", b"\xff", b"x" * 70])
+        return b'"' + w(len(s)) + s
+    if k == 5:
+        s = rng.choice([b"", b"a", b"ab", b"\xc3\xa9", b"\xff\xfe", b"x" * 130])
+        ivar = rng.choice([b":\x06E", b";\x00", b";" + w(rng.randrange(4))])
+        return b'I"' + w(len(s)) + s + b"\x06" + ivar + rng.choice([b"T", b"F", b"0"])
+    if k == 6:
+        return b":" + rng.choice([b"\x06a", b"\x06E", b"\x07ab", b"\x00", b"\x06\xff"])
+    if k == 7:
+        return b";" + w(rng.randrange(-1, 5))
+    if k == 8:
+        return b"@" + w(rng.randrange(-1, 8))
+    if k == 9:
+        texts = [b"1.5", b"nan", b"-", b"-0", b"1e-300", b"1e", b"1.5e+10", b".5", b"5."]
+        text = rng.choice(texts)
+        return b"f" + w(len(text)) + text
+    if k == 10:
+        s = rng.choice([b"a", b"\xc3\xa9", b"\xff"])
+        opts = bytes([rng.randrange(8)])
+        return b"I/" + w(len(s)) + s + opts + b"\x06:\x06E" + rng.choice([b"T", b"F"])
+    if k in (11, 12, 13) and depth < 6:
+        n = rng.randrange(0, 5)
+        t = rng.choice(b"[{{")
+        entries = n * (2 if t == ord("{") else 1) + rng.choice([0, 0, 0, -1, 1])
+        return bytes([t]) + w(n) + b"".join(_token(rng, depth + 1) for _ in range(entries))
+    return rng.choice([b"0", b"i\x06", b":\x06k", b'I"\x06k\x06:\x06ET'])
+
+
+def test_generated_token_streams() -> None:
+    rng = random.Random(20261205)
+    hits = 0
+    for i in range(50_000):
+        data = H + _token(rng, 0)
+        if i % 3 == 0:
+            hits += check(
+                data,
+                max_depth=rng.randrange(0, 5),
+                max_length=rng.randrange(0, 80),
+                max_items=rng.randrange(0, 30),
+                max_expansion=rng.randrange(0, 20),
+            )
+        else:
+            hits += check(data)
+    assert 15_000 < hits < 45_000  # both outcomes, plenty of each
 
 
 def test_every_truncation_of_some_vectors() -> None:
