@@ -10,8 +10,13 @@ What it measures
     and checked to be exactly what Ruby writes for the same value, so both sides work on the
     same bytes and the same structure.
 
-    * decode: ``loads(bytes)`` vs ``Marshal.load(bytes)`` (outer layer only, like Ruby's)
+    * decode: ``loads(bytes)`` vs ``Marshal.load(bytes)`` (outer layer only, like Ruby's),
+      with the compiled fast path (``mcollective_py._cmarshal``) when it is built
+    * decode-pure: the same ``loads`` on the pure-Python decoder alone (the fast path off, as
+      with ``MCO_PY_PURE_MARSHAL=1``); the same figure as decode when it is not built
     * encode: ``dumps(value)`` vs ``Marshal.dump(value)`` of the decoded value
+
+    ``bench/fleet.py`` reads the ``decode`` and ``encode`` lines (ours, Ruby, ratio).
 
     Each side is timed in ``--rounds`` alternating rounds (default 3) of 3 runs of about
     ``--seconds`` each (default 0.3), and each rate is the best run, so that load from other
@@ -169,10 +174,16 @@ def main() -> None:
 
     # Alternate the two languages and keep each one's best, so that load from other
     # processes on the machine hits both sides alike.
-    ours = {"decode": 0.0, "encode": 0.0}
+    ours = {"decode": 0.0, "decode-pure": 0.0, "encode": 0.0}
     ruby: dict[str, Any] | None = None
+    fast = marshal._FAST
     for _ in range(args.rounds):
         ours["decode"] = max(ours["decode"], rate(marshal.loads, data, args.seconds))
+        marshal._FAST = None  # the pure decoder alone
+        try:
+            ours["decode-pure"] = max(ours["decode-pure"], rate(marshal.loads, data, args.seconds))
+        finally:
+            marshal._FAST = fast
         ours["encode"] = max(ours["encode"], rate(marshal.dumps, value, args.seconds))
         theirs = ruby_rates(data, args.seconds)
         if theirs is not None:
@@ -188,13 +199,18 @@ def main() -> None:
         print(f", ruby {ruby['ruby']}; Ruby re-dump byte-identical: {ruby['same_bytes']}")
     else:
         print("; ruby not found, Ruby columns skipped")
+    if marshal.ACCELERATED:
+        print("decode: compiled fast path (mcollective_py._cmarshal); decode-pure: pure Python")
+    else:
+        print("decode: pure Python (the compiled fast path is not built or MCO_PY_PURE_MARSHAL=1)")
     print()
-    print(f"{'operation':<10} {'ours ops/s':>12} {'ruby ops/s':>12} {'ours/ruby':>10}")
-    for op in ("decode", "encode"):
-        if ruby:
-            print(f"{op:<10} {ours[op]:>12,.0f} {ruby[op]:>12,.0f} {ours[op] / ruby[op]:>9.2f}x")
+    print(f"{'operation':<11} {'ours ops/s':>12} {'ruby ops/s':>12} {'ours/ruby':>10}")
+    for op in ("decode", "decode-pure", "encode"):
+        theirs = ruby["encode" if op == "encode" else "decode"] if ruby else None
+        if theirs:
+            print(f"{op:<11} {ours[op]:>12,.0f} {theirs:>12,.0f} {ours[op] / theirs:>9.2f}x")
         else:
-            print(f"{op:<10} {ours[op]:>12,.0f} {'-':>12} {'-':>10}")
+            print(f"{op:<11} {ours[op]:>12,.0f} {'-':>12} {'-':>10}")
 
 
 if __name__ == "__main__":

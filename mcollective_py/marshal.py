@@ -107,6 +107,29 @@ make JSON output and ``rubytypes.plain`` recurse forever.  Hash keys must be has
 stay distinct in Python: an Array/Hash key, or keys that Ruby keeps apart but Python merges
 (``:a`` and ``"a"``, ``1``/``1.0``/``true``), raise ``MarshalError``.  Floats are accepted
 only in the textual forms Ruby writes (sign, digits, ``.``, exponent; ``inf``/``-inf``/``nan``).
+
+The compiled fast path
+======================
+
+``loads`` first hands the input to ``mcollective_py._cmarshal.fast_loads``, a small C
+decoder, when it is built (``ACCELERATED``), ``MCO_PY_PURE_MARSHAL=1`` is not set, and
+``allow_cycles`` is False.  Its contract: it returns exactly the value the pure decoder
+below would return (same types, values, dict order, object sharing and Symbol cache), or a
+FALLBACK sentinel, and then the pure decoder runs and gives the value or the
+``MarshalError``.  It never raises and never produces an error of its own, so everything
+above holds with or without it, messages included.
+
+It reads the subset MCollective messages use: ``0 T F``, Fixnums, Bignums of at most 8 bytes,
+binary Strings, ``I"`` Strings and ``I/`` Regexps whose only instance variable is ``E``,
+``:`` Symbols and ``;`` links, Arrays, Hashes, ``@`` links and Floats, under the same limits
+and link accounting as the pure decoder, check for check.  Everything else (``}``, ``I:``,
+``encoding`` names, the unsupported types), any malformed or truncated input, any limit
+reached, a link to an object still being read, a Hash with more than 32 numeric keys (a
+stricter stand-in for the hash-flooding check) and any failed allocation give FALLBACK.  It
+bounds-checks every read, does its arithmetic in 64 bits on lengths that are at most 32 bits
+on the wire, and keeps nesting on a heap stack.  ``tests/test_marshal_accel.py`` checks it
+against the pure decoder on the captured vectors, generated values and hostile inputs.
+Without a C compiler and Python's headers the package installs without it.
 """
 
 from __future__ import annotations
@@ -114,6 +137,7 @@ from __future__ import annotations
 import codecs
 import functools
 import math
+import os
 import re
 import struct
 from typing import Any
@@ -122,6 +146,7 @@ from .errors import MarshalError
 from .rubytypes import AsciiString, EncodedString, HashWithDefault, Regexp, Symbol
 
 __all__ = [
+    "ACCELERATED",
     "loads",
     "dumps",
     "DEFAULT_MAX_DEPTH",
@@ -180,6 +205,30 @@ _PENDING: Any = _Pending()
 _SYMBOL_CACHE: dict[str, Symbol] = {}
 _SYMBOL_CACHE_MAX = 4096
 _SYMBOL_CACHE_NAME_MAX = 64
+
+
+# The optional compiled fast path (mcollective_py/_cmarshal.c, see "The compiled fast path"
+# above): None when it is not built or MCO_PY_PURE_MARSHAL=1.  Tests set it to None to
+# compare with the pure decoder.
+_FAST: Any = None
+_FALLBACK: Any = None
+if os.environ.get("MCO_PY_PURE_MARSHAL") != "1":
+    try:
+        from . import _cmarshal  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        _cmarshal.configure(
+            Symbol,
+            AsciiString,
+            Regexp,
+            _SYMBOL_CACHE,
+            _SYMBOL_CACHE_MAX,
+            _SYMBOL_CACHE_NAME_MAX,
+        )
+        _FAST = _cmarshal.fast_loads
+        _FALLBACK = _cmarshal.FALLBACK
+ACCELERATED: bool = _FAST is not None
 
 
 @functools.lru_cache(maxsize=64)
@@ -255,6 +304,10 @@ def loads(
             f"unsupported Marshal version {data[0]}.{data[1]}: only 4.8 (Ruby 1.8 and later) "
             "is understood"
         )
+    if _FAST is not None and not allow_cycles:
+        value = _FAST(data, max_depth, max_length, max_items, max_expansion)
+        if value is not _FALLBACK:
+            return value
     try:
         inp = _Input(data, max_depth, max_length, max_items)
         inp.max_expansion = max_expansion
