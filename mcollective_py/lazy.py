@@ -1,4 +1,5 @@
-"""Package names imported from their submodule on first use (PEP 562).
+"""Deferred work at import time: package names imported from their submodule on first use
+(PEP 562), and regular expressions compiled on first use (:func:`lazy_re`).
 
 A package ``__init__`` that re-exports its submodules' names imports all of them, and
 every dataclass and regex they define, whenever any one is needed.  With::
@@ -16,9 +17,10 @@ submodule fails to import raises that ImportError at the first use.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 
 def lazy_exports(
@@ -41,3 +43,39 @@ def lazy_exports(
         return sorted(set(vars(sys.modules[package])) | set(where))
 
     return __getattr__, __dir__
+
+
+class _LazyPattern:
+    """A regular expression compiled at its first use (see :func:`lazy_re`)."""
+
+    _METHODS = (
+        "match",
+        "search",
+        "fullmatch",
+        "sub",
+        "subn",
+        "split",
+        "findall",
+        "finditer",
+        "pattern",
+        "flags",
+        "groups",
+        "groupindex",
+    )
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self._lazy_args = (pattern, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached while nothing is compiled (afterwards the attributes are set)
+        compiled = re.compile(*self._lazy_args)
+        for attr in self._METHODS:
+            setattr(self, attr, getattr(compiled, attr))
+        return getattr(compiled, name)
+
+
+def lazy_re(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile(pattern, flags)`` deferred to the first use: a module's import does not
+    pay for the patterns of a path the command never takes (start-up time).  After the first
+    use its methods are the compiled pattern's own, bound once (no per-call indirection)."""
+    return cast("re.Pattern[str]", _LazyPattern(pattern, flags))

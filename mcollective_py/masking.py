@@ -23,6 +23,8 @@ import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .lazy import lazy_re
+
 __all__ = [
     "MASK",
     "REDACTED",
@@ -39,10 +41,10 @@ REDACTED = "[REDACTED]"
 #: How deep :func:`redact` walks (the Marshal decoder allows 64 levels).
 MAX_DEPTH = 200
 _WORDS = "password|passwd|passphrase|passcode|token|secret|psk|key|private"
-SECRET_KEY = re.compile(rf"({_WORDS})", re.IGNORECASE)
+SECRET_KEY = lazy_re(rf"({_WORDS})", re.IGNORECASE)
 #: scheme://userinfo@ : userinfo is everything up to the last '@' before the host part
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s@]+)@")
-_PAIR = re.compile(
+_USERINFO = lazy_re(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s@]+)@")
+_PAIR = lazy_re(
     rf"(?P<key>\b[\w.-]*(?:{_WORDS})[\w.-]*)(?P<sep>\s*[=:]\s*)"
     r"""(?:(?P<q>['"])(?P<quoted>[^'"\n]*)(?P=q)|(?P<value>[^\s,;&'"]+))""",
     re.IGNORECASE,

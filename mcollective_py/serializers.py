@@ -70,6 +70,7 @@ from typing import Any, Protocol
 
 from . import marshal
 from .errors import SerializationError
+from .lazy import lazy_re
 from .rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol, float_to_s
 
 __all__ = ["MARSHAL", "SERIALIZERS", "YAML", "MarshalSerializer", "Serializer", "YamlSerializer"]
@@ -163,30 +164,30 @@ class _Untypable(Exception):
 
 
 _RUBY_SPACE = " \t\n\v\f\r"
-_STRINGISH = re.compile(r"^[^0-9.:\-]?(?:[^\W\d_]|[_ \t\n\v\f\r!@#$%^&*(){}<>|/\\~;=])+", re.M)
-_NOT_YTONF = re.compile(r"^[^ytonf~]", re.M | re.I)
-_NULL = re.compile(r"^null$", re.M | re.I)
-_TRUE = re.compile(r"^(?:yes|true|on)$", re.M | re.I)
-_FALSE = re.compile(r"^(?:no|false|off)$", re.M | re.I)
-_TIME = re.compile(
+_STRINGISH = lazy_re(r"^[^0-9.:\-]?(?:[^\W\d_]|[_ \t\n\v\f\r!@#$%^&*(){}<>|/\\~;=])+", re.M)
+_NOT_YTONF = lazy_re(r"^[^ytonf~]", re.M | re.I)
+_NULL = lazy_re(r"^null$", re.M | re.I)
+_TRUE = lazy_re(r"^(?:yes|true|on)$", re.M | re.I)
+_FALSE = lazy_re(r"^(?:no|false|off)$", re.M | re.I)
+_TIME = lazy_re(
     r"^-?[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t\n\v\f\r]+)[0-9]{1,2}:[0-9][0-9]:[0-9][0-9]"
     r"(?:\.[0-9]*)?(?:[ \t\n\v\f\r]*(?:Z|[-+][0-9]{1,2}:?(?:[0-9][0-9])?))?$"
 )
-_DATE = re.compile(r"^[0-9]{4}-(?:1[012]|0[0-9]|[0-9])-(?:[12][0-9]|3[01]|0[0-9]|[0-9])$")
-_POS_INF = re.compile(r"^\+?\.inf$", re.I)
-_NEG_INF = re.compile(r"^-\.inf$", re.I)
-_NAN = re.compile(r"^\.nan$", re.I)
-_QUOTED_SYMBOL = re.compile(r"^:([\"'])(.*)\1")
-_SEXAGESIMAL_INT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}$")
-_SEXAGESIMAL_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}\.[0-9_]*$")
-_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_,]*)?\.[0-9]*(?:[eE][-+][0-9]+)?$")
-_LONE_DOT = re.compile(r"^[-+]?\.$")
-_INTEGER = re.compile(
+_DATE = lazy_re(r"^[0-9]{4}-(?:1[012]|0[0-9]|[0-9])-(?:[12][0-9]|3[01]|0[0-9]|[0-9])$")
+_POS_INF = lazy_re(r"^\+?\.inf$", re.I)
+_NEG_INF = lazy_re(r"^-\.inf$", re.I)
+_NAN = lazy_re(r"^\.nan$", re.I)
+_QUOTED_SYMBOL = lazy_re(r"^:([\"'])(.*)\1")
+_SEXAGESIMAL_INT = lazy_re(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}$")
+_SEXAGESIMAL_FLOAT = lazy_re(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9]){1,2}\.[0-9_]*$")
+_FLOAT = lazy_re(r"^[-+]?(?:[0-9][0-9_,]*)?\.[0-9]*(?:[eE][-+][0-9]+)?$")
+_LONE_DOT = lazy_re(r"^[-+]?\.$")
+_INTEGER = lazy_re(
     r"^(?:[-+]?0b[0-1_,]+|[-+]?0[0-7_,]+|[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)"
     r"|[-+]?0x[0-9a-fA-F_,]+)$"
 )
-_TO_I = re.compile(r"[ \t\n\v\f\r]*([-+]?[0-9]+(?:_[0-9]+)*)")
-_TO_F = re.compile(
+_TO_I = lazy_re(r"[ \t\n\v\f\r]*([-+]?[0-9]+(?:_[0-9]+)*)")
+_TO_F = lazy_re(
     r"[ \t\n\v\f\r]*([-+]?[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?(?:[eE][-+]?[0-9]+)?)"
 )
 _STRING = object()  # "it is a String" marker of _scan
@@ -268,11 +269,11 @@ def _scan(text: str) -> Any:
 
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL = "plain", "single", "double", "literal"
 _WIDTH = 80
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE = lazy_re(r"[\ud800-\udfff]")
 _MAX_DUMP_DEPTH = 200  # the emitter recurses; this keeps it far from Python's limit
 _BREAKS = "\r\n\x85\u2028\u2029"
 _TAG_DIRECTIVES = (("!", "!"), ("!!", "tag:yaml.org,2002:"))
-_TAG_SAFE = re.compile(r"[0-9A-Za-z_\-;/?:@&=+$,.~*'()\[\]]")
+_TAG_SAFE = lazy_re(r"[0-9A-Za-z_\-;/?:@&=+$,.~*'()\[\]]")
 _ESCAPES = {
     "\0": "0",
     "\a": "a",
@@ -870,8 +871,8 @@ class _Emitter:
 _PLAIN_TAG = "tag:mcollective-py,2024:plain"  # an untagged plain scalar: typed by _scan
 _STR_TAGS = frozenset({"tag:yaml.org,2002:str", "!str", "!ruby/string"})
 _BINARY_TAGS = frozenset({"!binary", "tag:yaml.org,2002:binary"})
-_SYMBOL_TAG = re.compile(r"!ruby/sym(?:bol)?(?::.*)?")
-_REGEXP_TEXT = re.compile(r"/(.*)/([mixn]*)", re.S)
+_SYMBOL_TAG = lazy_re(r"!ruby/sym(?:bol)?(?::.*)?")
+_REGEXP_TEXT = lazy_re(r"/(.*)/([mixn]*)", re.S)
 _MAX_DEPTH = 64
 #: Most nodes (scalars, sequences, mappings) one YAML document may hold.  Aliases are refused,
 #: so this is also the expanded size: no YAML value is larger than its text.

@@ -100,3 +100,17 @@ def test_lazy_packages_export_every_name(package: object) -> None:
     assert set(package.__all__) <= set(dir(package))  # type: ignore[attr-defined]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         package.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_lazy_re_is_the_compiled_pattern_once_used() -> None:
+    import re
+
+    from mcollective_py.lazy import lazy_re
+
+    lazy = lazy_re(r"^(a+)(b)?$", re.I)
+    assert "match" not in vars(lazy)  # nothing compiled yet
+    m = lazy.match("AAb")
+    assert m is not None and m.groups() == ("AA", "b")
+    assert vars(lazy)["match"].__self__ is re.compile(r"^(a+)(b)?$", re.I)  # bound once
+    assert lazy.sub("x", "aa") == "x" and lazy.pattern == r"^(a+)(b)?$" and lazy.groups == 2
+    assert [p.fullmatch("ab") is not None for p in (lazy, lazy_re("a"))] == [True, False]

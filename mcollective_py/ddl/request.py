@@ -41,6 +41,7 @@ from mcollective_py.ddl.validators import (
     typecheck,
 )
 from mcollective_py.errors import UsageError, ValidationError
+from mcollective_py.lazy import lazy_re
 from mcollective_py.ruby import values as rv
 from mcollective_py.ruby.inspect import Budget, inspect
 from mcollective_py.rubytypes import Regexp, Symbol
@@ -59,11 +60,11 @@ __all__ = [
 
 # Ruby's /^(.+?)=(.+)$/, except that the value runs to the end of the argument: Ruby cuts
 # it at the first newline, we pass a multi-line value through intact.
-_CLI_ARGUMENT = re.compile(r"^([^\n]+?)=(.+)\Z", re.MULTILINE | re.DOTALL)
+_CLI_ARGUMENT = lazy_re(r"^([^\n]+?)=(.+)\Z", re.MULTILINE | re.DOTALL)
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
-_FLOAT = re.compile(r"^[0-9]+\.[0-9]+$", re.MULTILINE)
-_INT = re.compile(r"^[0-9]+$", re.MULTILINE)
+_FLOAT = lazy_re(r"^[0-9]+\.[0-9]+$", re.MULTILINE)
+_INT = lazy_re(r"^[0-9]+$", re.MULTILINE)
 _BOOLEAN_HINT = "use true or false (also yes/no, y/n, t/f, 1/0)"
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcollective_py.errors import RegexTimeout
+from mcollective_py.lazy import lazy_re
 from mcollective_py.ruby import values as rv
 from mcollective_py.ruby.regex import RubyRegexError, compile_ruby_regex
 from mcollective_py.rubytypes import Regexp, Symbol
@@ -113,12 +114,12 @@ def array(value: Any, choices: Sequence[Any]) -> str | None:
 
 # --------------------------------------------------------------------------- IPAddr
 
-_IN4 = re.compile(r"\A(\d+)\.(\d+)\.(\d+)\.(\d+)\Z", re.ASCII)
-_IN6_FULL = re.compile(
+_IN4 = lazy_re(r"\A(\d+)\.(\d+)\.(\d+)\.(\d+)\Z", re.ASCII)
+_IN6_FULL = lazy_re(
     r"\A(?:(?:[\da-f]{1,4}:){7}[\da-f]{1,4}|((?:[\da-f]{1,4}:){6})(\d+)\.(\d+)\.(\d+)\.(\d+))\Z",
     re.ASCII | re.IGNORECASE,
 )
-_IN6_COMPRESSED = re.compile(
+_IN6_COMPRESSED = lazy_re(
     r"\A((?:(?:[\da-f]{1,4}:)*[\da-f]{1,4})?)::"
     r"((?:((?:[\da-f]{1,4}:)*)(?:[\da-f]{1,4}|(\d+)\.(\d+)\.(\d+)\.(\d+)))?)\Z",
     re.ASCII | re.IGNORECASE,

@@ -13,11 +13,11 @@ lines, policy messages), DDL values (:mod:`mcollective_py.ruby.values`) and rend
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from mcollective_py.lazy import lazy_re
 from mcollective_py.rubytypes import Regexp, Symbol, float_to_s
 
 __all__ = [
@@ -46,7 +46,7 @@ class Budget:
 
 DEFAULT_BUDGET = Budget()
 
-_SIMPLE_SYMBOL = re.compile(
+_SIMPLE_SYMBOL = lazy_re(
     r"\A(?:[A-Za-z_][A-Za-z_0-9]*[?!=]?|\[\]=?|[+\-*/%<>!~^&|]|\*\*|<=>|==|===|=~|!=|!~|<<|>>|<=|>=|\+@|-@)\Z"
 )
 # What Ruby (Onigmo's "print" class) escapes in a UTF-8 String's inspect: controls (but

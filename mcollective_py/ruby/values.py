@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mcollective_py import rubytypes
+from mcollective_py.lazy import lazy_re
 from mcollective_py.ruby import inspect as _inspect
 from mcollective_py.rubytypes import RE_EXTENDED, RE_IGNORECASE, RE_MULTILINE, Regexp, Symbol
 
@@ -282,8 +283,8 @@ def join(values: Sequence[Any], separator: str = "") -> str:
 # --------------------------------------------------------------------------- numbers
 
 
-_TO_I = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+(?:_[0-9]+)*)")
-_TO_F = re.compile(
+_TO_I = lazy_re(r"[ \t\n\v\f\r]*([+-]?)([0-9]+(?:_[0-9]+)*)")
+_TO_F = lazy_re(
     r"[ \t\n\v\f\r]*([+-]?[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?(?:[eE][+-]?[0-9]+)?)"
 )
 
@@ -306,7 +307,7 @@ def to_f(text: str) -> float:
 
 RUBY_SPACE = " \t\n\v\f\r"  # Ruby's \s, and what strip and split(" ") remove
 
-_INT_BODY = re.compile(
+_INT_BODY = lazy_re(
     r"(?P<sign>[+-]?)(?:"
     r"0[xX](?P<hex>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
     r"|0[bB](?P<bin>[01]+(?:_[01]+)*)"
@@ -315,11 +316,11 @@ _INT_BODY = re.compile(
     r"|0_?(?P<oct0>[0-7]+(?:_[0-7]+)*)"
     r"|(?P<plain>[1-9][0-9]*(?:_[0-9]+)*|0))"
 )
-_FLOAT_DEC = re.compile(
+_FLOAT_DEC = lazy_re(
     r"[+-]?(?:[0-9]+(?:_[0-9]+)*(?:\.[0-9]+(?:_[0-9]+)*)?|\.[0-9]+(?:_[0-9]+)*)"
     r"(?:[eE][+-]?[0-9]+(?:_[0-9]+)*)?"
 )
-_FLOAT_HEX = re.compile(
+_FLOAT_HEX = lazy_re(
     r"(?P<sign>[+-]?)0[xX](?P<int>[0-9a-fA-F]+(?:_[0-9a-fA-F]+)*)"
     r"(?:\.(?P<frac>[0-9a-fA-F]*))?(?:[pP](?P<exp>[+-]?[0-9]+))?"
 )
@@ -445,7 +446,7 @@ def class_name(value: Any) -> str:
     return type(value).__name__
 
 
-_DIRECTIVE = re.compile(r"%([-+ 0#]*)(\d+)?(?:\.(\d+))?([sdiufeEgGxXobBcp%])")
+_DIRECTIVE = lazy_re(r"%([-+ 0#]*)(\d+)?(?:\.(\d+))?([sdiufeEgGxXobBcp%])")
 
 
 def sprintf(fmt: str, args: Sequence[Any]) -> str:
