@@ -19,20 +19,21 @@ they can be tested with golden data.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .connectors.base import Connector, Target
 from .errors import RegexTimeout, UsageError
 from .exchange import Collected, ExchangeHooks, Until, exchange
 from .filter import Filter
 from .message import IDENTITY_RE, Reply, Request, new_requestid
-from .ruby.regex import RubyPattern, RubyRegexError, compile_ruby_regex
 from .rubytypes import Regexp
 from .security.base import SecurityProvider
+
+if TYPE_CHECKING:
+    from .ruby.regex import RubyPattern
 
 
 class Discovery(Protocol):
@@ -82,6 +83,8 @@ def parse_node_lines(text: str, source: str) -> tuple[str, ...]:
 
 def parse_node_json(text: str, source: str) -> tuple[str, ...]:
     """A JSON array of objects with ``"sender"`` or ``"certname"`` (e.g. ``mco rpc --json``)."""
+    import json  # only here: a direct call or mc discovery never reads JSON (start-up time)
+
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -117,6 +120,8 @@ def _is_regex_entry(ident: str) -> bool:
 def _identity_regex(ident: str | Regexp) -> RubyPattern:
     """The Ruby regex of a ``/.../`` identity entry (every ``/`` removed, as Ruby's
     ``gsub("/", "")``) or of a Regexp entry; UsageError for one that does not compile."""
+    from .ruby.regex import RubyRegexError, compile_ruby_regex  # on use: start-up time
+
     source, options = (
         (ident.replace("/", ""), 0) if isinstance(ident, str) else (ident.source, ident.options)
     )
