@@ -25,7 +25,6 @@ import datetime
 import os
 import platform
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,12 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import (  # noqa: E402
-    client_cfg_text,
-    ensure_vhost,
-    lab_dir,
-    ns_vhost,
-)
+from tests.simfleet import Sim, sim_workspace  # noqa: E402
 
 #: the command users run: the venv's console script (not ``python -m``)
 MCO_PY = [str(Path(sys.executable).parent / "mco-py")]
@@ -163,36 +157,22 @@ def row(what: str, nodes: str, a: Outcome, b: Outcome | None, note: str = "") ->
     return Row(what, nodes, cell(a), cell(b), ratio, note)
 
 
-class Sim:
-    """``mco-py lab sim`` in the foreground of a child process."""
-
-    def __init__(self, root: Path, nodes: int, env: dict[str, str], delay: str = "none") -> None:
-        self.out = root / f"sim-{nodes}.out"
-        with open(self.out, "w") as fh:
-            self.proc = subprocess.Popen(
-                [*MCO_PY, "lab", "sim", "--nodes", str(nodes), "-c", str(root / "server.cfg")]
-                + ["--delay", delay],
-                env=env,
-                cwd=REPO,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 300
-        while "ready" not in self.out.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"lab sim --nodes {nodes} did not start:\n{self.out.read_text()}")
-            time.sleep(0.2)
-        time.sleep(1)  # let the broker settle after the bindings
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def start_sim(root: Path, nodes: int, env: dict[str, str], delay: str = "none") -> Sim:
+    """``mco-py lab sim`` on ``root/server.cfg``, ready; its output in ``root/sim-N.out``."""
+    try:
+        return Sim(
+            root / "server.cfg",
+            nodes,
+            env,
+            "--delay",
+            delay,
+            out=root / f"sim-{nodes}.out",
+            ready_timeout=300,
+            settle=1,  # let the broker settle after the bindings
+            mco_py=MCO_PY,
+        )
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
 
 
 def has_quiet_flag(env: dict[str, str]) -> bool:
@@ -488,15 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     fleet_keys = {"ping", "rpc", "quiet", "direct-all", "direct-one", "processing"}
 
-    root = lab_dir("bench-run")
-    vhost = ns_vhost("mco-py-benchrun")
-    ensure_vhost(vhost)
+    root, env = sim_workspace("bench-run", "mco-py-benchrun", pythonpath=False)
     cfg = root / "client.cfg"
-    cfg.write_text(client_cfg_text(vhost))
-    (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update({"MCOLLECTIVE_CONFIG": str(cfg), "RUBYOPT": ""})
-    env.pop("PYTHONPATH", None)
     # measure an installed package: its bytecode compiled, as pip (non-editable) and
     # scripts/setup leave it, so the PYTHONDONTWRITEBYTECODE rows compare like with like
     subprocess.run(
@@ -510,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "cli" in only:
         rows += cli_start_rows(env, args.runs)
     for n in sizes if only & fleet_keys else []:
-        sim = Sim(root, n, env)
+        sim = start_sim(root, n, env)
         try:
             rows += fleet_rows(n, env, str(cfg), args.runs, quiet, only)
             if n >= 1000 and "processing" in only:
@@ -519,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sim.stop()
         print(table(rows), flush=True)
     if args.big and "big" in only:
-        sim = Sim(root, args.big, env)
+        sim = start_sim(root, args.big, env)
         try:
             rows += big_rows(args.big, env, max(1, args.runs - 1), quiet)
         finally:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,36 +52,10 @@ from mcollective_py.filter import Filter  # noqa: E402
 from mcollective_py.message import Request, new_requestid  # noqa: E402
 from mcollective_py.rpc import RPCRequest  # noqa: E402
 from mcollective_py.security import from_config  # noqa: E402
-from tests.conftest import MCO_PY, client_cfg_text, ensure_vhost, lab_dir, ns_vhost  # noqa: E402
+from tests.conftest import MCO_PY, ns_vhost  # noqa: E402
+from tests.simfleet import Sim, sim_workspace  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def start_sim(root: Path, nodes: int, processes: int | None, env: dict[str, str]) -> Any:
-    out = root / "sim.out"
-    args = [*MCO_PY, "lab", "sim", "--nodes", str(nodes), "-c", str(root / "server.cfg")]
-    if processes:
-        args += ["--processes", str(processes)]
-    with open(out, "w") as fh:
-        proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while "ready" not in out.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_sim(proc)
-            raise SystemExit(f"lab sim did not start:\n{out.read_text()}")
-        time.sleep(0.2)
-    time.sleep(1)  # let the broker settle after the bindings
-    return proc
-
-
-def stop_sim(proc: Any) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def request(cfg: config_mod.Config, agent: str, identities: Sequence[str] = ()) -> bytes:
@@ -169,19 +142,16 @@ def main() -> int:
     ap.add_argument("--no-client", action="store_true", help="skip the mco-py rpc rounds")
     args = ap.parse_args()
 
-    root = lab_dir("sim-rate")
+    root, env = sim_workspace("sim-rate", "mco-py-simrate")
     vhost = ns_vhost("mco-py-simrate")
-    ensure_vhost(vhost)
-    (root / "client.cfg").write_text(client_cfg_text(vhost))
-    (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update(
-        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
-    )
     cfg = config_mod.load(str(root / "client.cfg"), env={}, home=str(root), system_dirs=())
-    proc = start_sim(root, args.nodes, args.processes, env)
+    extra = ["--processes", str(args.processes)] if args.processes else []
     try:
-        ready = (root / "sim.out").read_text().strip()
+        fleet = Sim(root / "server.cfg", args.nodes, env, *extra, ready_timeout=300, settle=1)
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
+    try:
+        ready = fleet.output().strip()
         print(ready, flush=True)
         pids = [int(x) for x in ready.rsplit("pids ", 1)[1].split()]
         conn = pika.BlockingConnection(
@@ -228,7 +198,7 @@ def main() -> int:
             for _ in range(args.rounds):
                 print(f"mco-py rpc rpcutil ping: {mco_py_rpc(env)}", flush=True)
     finally:
-        stop_sim(proc)
+        fleet.stop()
     return 0
 
 

@@ -150,6 +150,19 @@ def ensure_vhost(vhost: str) -> None:
 PSK = "mco-lab-psk"
 
 
+def client_env(client_cfg: Path, pythonpath: bool = True) -> dict[str, str]:
+    """This process's environment for a client (or node) child on ``client_cfg``: no inherited
+    ``MCOLLECTIVE_*``/``LAB_*``, no Ruby preload, ``PYTHONPATH`` the checkout (or none, to
+    run the installed package as a user would)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
+    env.update({"MCOLLECTIVE_CONFIG": str(client_cfg), "RUBYOPT": ""})
+    if pythonpath:
+        env["PYTHONPATH"] = str(REPO)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 def client_cfg_text(vhost: str, libdir: str = "") -> str:
     return (
         "main_collective = mcollective\ncollectives = mcollective\n"
@@ -234,12 +247,7 @@ class PythonFleet:
             )
             cfg += f"identity = {name}\nlogfile = {d}/daemon.log\nloglevel = info\nplugin.yaml = {d}/facts.yaml\nclassesfile = {d}/classes.txt\n{extra_cfg}"
             (d / "server.cfg").write_text(cfg)
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))
-        }
-        self.env.update(
-            {"MCOLLECTIVE_CONFIG": str(self.client_cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
-        )
+        self.env = client_env(self.client_cfg)
 
     def log(self, name: str) -> Path:
         return self.root / name / "daemon.log"

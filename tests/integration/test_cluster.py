@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MCO_PY, PSK, REPO, TEST_ROOT, lab_dir
+from tests.conftest import MCO_PY, PSK, REPO, TEST_ROOT, client_env, lab_dir
+from tests.simfleet import Sim
 
 CLUSTER = REPO / "scripts" / "rabbit-cluster"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -97,12 +98,6 @@ def cfg_text(c: Cluster, order: list[int], identity: str, extra: str = "") -> st
     return "\n".join(lines) + "\n" + extra
 
 
-def clean_env(client_cfg: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update({"MCOLLECTIVE_CONFIG": str(client_cfg), "PYTHONPATH": str(REPO), "RUBYOPT": ""})
-    return env
-
-
 def mco_py(
     env: dict[str, str], *args: str, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
@@ -158,13 +153,13 @@ def daemons(cluster: Cluster) -> Iterator[dict[str, str]]:
             subprocess.Popen(
                 [*MCO_PY, "server", "-c", str(d / "server.cfg")],
                 cwd=REPO,
-                env=clean_env(d / "server.cfg"),
+                env=client_env(d / "server.cfg"),
                 stdout=subprocess.DEVNULL,
                 stderr=logs[-1],
             )
         )
     (root / "client.cfg").write_text(cfg_text(cluster, [1, 2, 3], "cluster-client"))
-    env = clean_env(root / "client.cfg")
+    env = client_env(root / "client.cfg")
     try:
         wait_all(env, 3, ["-I", "node1", "-I", "node2", "-I", "node3"], timeout=60)
         yield env
@@ -208,32 +203,9 @@ def test_1000_node_rpc_with_a_broker_killed(cluster: Cluster) -> None:
     root = lab_dir("cluster-sim")
     (root / "server.cfg").write_text(cfg_text(cluster, [1, 2, 3], "sim-host"))
     (root / "client.cfg").write_text(cfg_text(cluster, [1, 2, 3], "cluster-client"))
-    env = clean_env(root / "client.cfg")
-    out = open(root / "sim.out", "w")  # noqa: SIM115 - closed below
-    sim = subprocess.Popen(
-        [
-            *MCO_PY,
-            "lab",
-            "sim",
-            "--nodes",
-            "1000",
-            "--processes",
-            "3",
-            "-c",
-            str(root / "server.cfg"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    env = client_env(root / "client.cfg")
+    fleet = Sim(root / "server.cfg", 1000, env, "--processes", "3", ready_timeout=180)
     try:
-        deadline = time.monotonic() + 180
-        while "ready" not in (root / "sim.out").read_text():
-            assert sim.poll() is None and time.monotonic() < deadline, (
-                root / "sim.out"
-            ).read_text()
-            time.sleep(0.2)
         wait_all(env, 1000, [], timeout=60)
         # a broker carrying a third of the simulated fleet dies in the middle of the call
         call = subprocess.Popen(
@@ -251,21 +223,15 @@ def test_1000_node_rpc_with_a_broker_killed(cluster: Cluster) -> None:
         assert judge(r) in ("ok", "no_response", "transport"), r
         took = wait_all(env, 1000, [], timeout=60)
         assert took < 60
-        assert "reconnected to" in (root / "sim.out").read_text()
+        assert "reconnected to" in fleet.output()
     finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
-        out.close()
+        fleet.stop()
 
 
 def test_a_call_on_the_killed_broker_exits_3_with_a_clear_message(cluster: Cluster) -> None:
     root = lab_dir("cluster-client")
     (root / "client.cfg").write_text(cfg_text(cluster, [1, 2, 3], "cluster-client"))
-    env = clean_env(root / "client.cfg")
+    env = client_env(root / "client.cfg")
     call = subprocess.Popen(
         [*MCO_PY, "ping", "-t", "8"],
         cwd=REPO,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,17 +20,17 @@ from mcollective_py.message import Request, new_requestid
 from mcollective_py.rpc import RPCReply, RPCRequest
 from mcollective_py.security.psk import PskSecurity
 from tests.conftest import (
-    MCO_PY,
     PSK,
-    REPO,
     TEST_ROOT,
     client_cfg_text,
+    client_env,
     ensure_vhost,
     lab_dir,
     ns_vhost,
     run_mco,
     run_mco_py,
 )
+from tests.simfleet import Sim, sim_workspace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "lab_sim" / "delay"
 
@@ -265,43 +263,13 @@ def run_ruby_mco(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def sim_fleet() -> Iterator[dict[str, str]]:
     """``mco-py lab sim --nodes 1000`` in its own vhost; yields the clients' environment."""
-    root = lab_dir("sim-fleet")
-    vhost = ns_vhost("mco-py-sim")
-    ensure_vhost(vhost)
-    (root / "client.cfg").write_text(client_cfg_text(vhost))
-    (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update(
-        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
-    )
-    out = open(root / "sim.out", "w+")
-    proc = subprocess.Popen(
-        [*MCO_PY, "lab", "sim", "--nodes", str(SIM_NODES), "-c", str(root / "server.cfg")]
-        + ["--delay", SIM_DELAY],
-        env=env,
-        cwd=REPO,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
+    root, env = sim_workspace("sim-fleet", "mco-py-sim")
+    fleet = Sim(root / "server.cfg", SIM_NODES, env, "--delay", SIM_DELAY, ready_timeout=120)
     try:
-        deadline = time.monotonic() + 120
-        while "ready" not in (root / "sim.out").read_text():
-            assert proc.poll() is None, (root / "sim.out").read_text()
-            assert time.monotonic() < deadline, "the simulator did not get ready in 120 s"
-            time.sleep(0.2)
-        env["SIM_PID"] = str(proc.pid)
+        env["SIM_PID"] = str(fleet.pid)
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = -9
-        out.close()
-        text = (root / "sim.out").read_text()
-        assert rc == 0 and text.endswith("lab sim: stopped\n"), text
+        fleet.stop_cleanly()
 
 
 @pytest.mark.integration
@@ -413,34 +381,17 @@ def test_ssl_fleet_answers_both_clients() -> None:
         + f"plugin.ssl_server_private = {root}/server-private.pem\n"
         + f"plugin.ssl_client_cert_dir = {root}/clients\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update(
-        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
-    )
-    with open(root / "sim.out", "w") as out:
-        proc = subprocess.Popen(
-            [*MCO_PY, "lab", "sim", "--nodes", "20", "-c", str(root / "server.cfg")],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while "ready" not in (root / "sim.out").read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, (
-                    root / "sim.out"
-                ).read_text()
-                time.sleep(0.2)
-            for r in (
-                run_mco_py(env, "rpc", "rpcutil", "ping"),
-                run_ruby_mco(env, "rpc", "rpcutil", "ping"),
-            ):
-                assert r.returncode == 0, r.stdout + r.stderr
-                assert re.search(r"Finished processing \S*20\S* / \S*20\S* hosts", r.stdout)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+    env = client_env(root / "client.cfg")
+    fleet = Sim(root / "server.cfg", 20, env, ready_timeout=60)
+    try:
+        for r in (
+            run_mco_py(env, "rpc", "rpcutil", "ping"),
+            run_ruby_mco(env, "rpc", "rpcutil", "ping"),
+        ):
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert re.search(r"Finished processing \S*20\S* / \S*20\S* hosts", r.stdout)
+    finally:
+        fleet.stop_cleanly()
 
 
 @pytest.mark.integration

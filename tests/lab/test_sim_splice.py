@@ -3,10 +3,7 @@ what each identity's own dispatch encodes), the directed-copy memo, the once-par
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -28,19 +25,15 @@ from mcollective_py.security.psk import PskSecurity
 from mcollective_py.server import builtin
 from mcollective_py.server.daemon import Daemon
 from tests.conftest import (
-    MCO_PY,
     PSK,
-    REPO,
     client_cfg_text,
-    ensure_vhost,
-    lab_dir,
-    ns_vhost,
     run_mco_py,
     ssl_client_cfg,
     ssl_keys,
     ssl_node_cfg,
 )
 from tests.lab.test_sim import run_ruby_mco
+from tests.simfleet import Sim, sim_workspace
 
 #: the fixed clock of these tests: replies carry the second they were made in
 NOW = 1_750_000_000
@@ -401,40 +394,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 @pytest.fixture(scope="module")
 def fleet200() -> Iterator[dict[str, str]]:
     """``mco-py lab sim --nodes 200`` (psk, no delay) in its own vhost; the clients' env."""
-    root = lab_dir("sim-splice")
-    vhost = ns_vhost("mco-py-sim-splice")
-    ensure_vhost(vhost)
-    (root / "client.cfg").write_text(client_cfg_text(vhost))
-    (root / "server.cfg").write_text(client_cfg_text(vhost).replace("mco-lab-client", "sim-host"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MCOLLECTIVE_", "LAB_"))}
-    env.update(
-        {"MCOLLECTIVE_CONFIG": str(root / "client.cfg"), "PYTHONPATH": str(REPO), "RUBYOPT": ""}
-    )
-    with open(root / "sim.out", "w") as out:
-        proc = subprocess.Popen(
-            [*MCO_PY, "lab", "sim", "--nodes", str(E2E_NODES), "-c", str(root / "server.cfg")],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    root, env = sim_workspace("sim-splice", "mco-py-sim-splice")
+    fleet = Sim(root / "server.cfg", E2E_NODES, env, ready_timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while "ready" not in (root / "sim.out").read_text():
-            assert proc.poll() is None, (root / "sim.out").read_text()
-            assert time.monotonic() < deadline, "the simulator did not get ready in 60 s"
-            time.sleep(0.2)
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            rc = -9
-        text = (root / "sim.out").read_text()
-        assert rc == 0 and text.endswith("lab sim: stopped\n"), text
+        fleet.stop_cleanly()
 
 
 def clients(env: dict[str, str], *args: str) -> dict[str, str]:
