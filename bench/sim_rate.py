@@ -49,11 +49,10 @@ import pika  # noqa: E402
 
 from mcollective_py import config as config_mod  # noqa: E402
 from mcollective_py.filter import Filter  # noqa: E402
-from mcollective_py.message import Request, new_requestid  # noqa: E402
 from mcollective_py.rpc import RPCRequest  # noqa: E402
 from mcollective_py.security import from_config  # noqa: E402
 from tests.conftest import MCO_PY, ns_vhost  # noqa: E402
-from tests.simfleet import Sim, sim_workspace  # noqa: E402
+from tests.simfleet import Sim, encoded_request, sim_workspace  # noqa: E402
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -63,19 +62,7 @@ def request(cfg: config_mod.Config, agent: str, identities: Sequence[str] = ()) 
     body: object = (
         "ping" if agent == "discovery" else RPCRequest("rpcutil", "ping", sec.callerid).to_wire()
     )
-    return sec.encode_request(
-        Request(
-            agent=agent,
-            collective="mcollective",
-            body=body,
-            senderid="mco-lab-client",
-            requestid=new_requestid(),
-            callerid=sec.callerid,
-            ttl=60,
-            msgtime=int(time.time()),
-            filter=Filter.from_cli(identity=identities).to_wire(),
-        )
-    )
+    return encoded_request(sec, agent, body, Filter.from_cli(identity=identities).to_wire())
 
 
 def one_round(

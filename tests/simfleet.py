@@ -8,7 +8,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from mcollective_py.message import Request, new_requestid
+from mcollective_py.security.base import SecurityProvider
 from tests.conftest import (
     MCO_PY,
     REPO,
@@ -94,3 +97,30 @@ class Sim:
         rc = self.stop(timeout)
         text = self.output()
         assert rc == 0 and text.endswith("lab sim: stopped\n"), f"exit {rc}:\n{text}"
+
+
+def encoded_request(
+    sec: SecurityProvider,
+    agent: str,
+    body: object,
+    filter_wire: dict[str, Any],
+    *,
+    senderid: str = "mco-lab-client",
+    callerid: str | None = None,
+    ttl: int = 60,
+) -> bytes:
+    """A request as a client puts it on the wire (collective ``mcollective``, a new request
+    id, sent now), signed/encoded by ``sec``; ``callerid`` defaults to ``sec``'s own."""
+    return sec.encode_request(
+        Request(
+            agent=agent,
+            collective="mcollective",
+            body=body,
+            senderid=senderid,
+            requestid=new_requestid(),
+            callerid=sec.callerid if callerid is None else callerid,
+            ttl=ttl,
+            msgtime=int(time.time()),
+            filter=filter_wire,
+        )
+    )

@@ -30,7 +30,7 @@ from tests.conftest import (
     run_mco,
     run_mco_py,
 )
-from tests.simfleet import Sim, sim_workspace
+from tests.simfleet import Sim, encoded_request, sim_workspace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "lab_sim" / "delay"
 
@@ -120,18 +120,8 @@ def server_cfg(tmp_path: Path) -> config_mod.Config:
 def request(
     sec: PskSecurity, agent: str, body: object, flt: Filter | None = None, ttl: int = 60
 ) -> bytes:
-    return sec.encode_request(
-        Request(
-            agent=agent,
-            collective="mcollective",
-            body=body,
-            senderid="client",
-            requestid=new_requestid(),
-            callerid="uid=0",
-            ttl=ttl,
-            msgtime=int(time.time()),
-            filter=(flt or Filter()).to_wire(),
-        )
+    return encoded_request(
+        sec, agent, body, (flt or Filter()).to_wire(), senderid="client", callerid="uid=0", ttl=ttl
     )
 
 

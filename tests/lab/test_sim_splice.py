@@ -18,7 +18,7 @@ from mcollective_py.connectors.base import Delivery
 from mcollective_py.filter import Filter
 from mcollective_py.filter import check as filter_check
 from mcollective_py.lab import sim
-from mcollective_py.message import Request, new_requestid
+from mcollective_py.message import Request
 from mcollective_py.rpc import RPCReply, RPCRequest
 from mcollective_py.security.base import SecurityProvider
 from mcollective_py.security.psk import PskSecurity
@@ -33,7 +33,7 @@ from tests.conftest import (
     ssl_node_cfg,
 )
 from tests.lab.test_sim import run_ruby_mco
-from tests.simfleet import Sim, sim_workspace
+from tests.simfleet import Sim, encoded_request, sim_workspace
 
 #: the fixed clock of these tests: replies carry the second they were made in
 NOW = 1_750_000_000
@@ -91,19 +91,7 @@ def encode(
     client: SecurityProvider, agent: str, body: object, flt: Filter | dict[str, Any] | None = None
 ) -> bytes:
     wire = flt.to_wire() if isinstance(flt, Filter) else (flt if flt is not None else {})
-    return client.encode_request(
-        Request(
-            agent=agent,
-            collective="mcollective",
-            body=body,
-            senderid="mco-lab-client",
-            requestid=new_requestid(),
-            callerid=client.callerid,
-            ttl=60,
-            msgtime=int(time.time()),
-            filter=wire or Filter().to_wire(),
-        )
-    )
+    return encoded_request(client, agent, body, wire or Filter().to_wire())
 
 
 def rpc(client: SecurityProvider, action: str, **data: Any) -> object:
