@@ -105,6 +105,22 @@ objs_push(R *r, PyObject *o) /* o: a new ref or NULL (pending); the table takes 
     return 0;
 }
 
+/* v (a new ref, or NULL after a failed creation) entered in the object table as well: the
+   caller keeps its ref. v, or NULL (v's ref released) when v was NULL or the table could not
+   grow. */
+static PyObject *
+objs_keep(R *r, PyObject *v)
+{
+    if (v == NULL)
+        return NULL;
+    Py_INCREF(v);
+    if (objs_push(r, v) < 0) {
+        Py_DECREF(v);
+        return NULL;
+    }
+    return v;
+}
+
 static int
 syms_push(R *r, PyObject *s) /* s: borrowed; the table takes a new ref */
 {
@@ -381,12 +397,7 @@ read_scalar(R *r)
         if (b == NULL)
             return NULL;
         r->pos += (Py_ssize_t)n;
-        Py_INCREF(b);
-        if (objs_push(r, b) < 0) {
-            Py_DECREF(b);
-            return NULL;
-        }
-        return b;
+        return objs_keep(r, b);
     }
     case 'I': {
         if (r->pos >= r->len)
@@ -465,14 +476,7 @@ read_scalar(R *r)
             Py_DECREF(v);
             v = neg;
         }
-        if (v == NULL)
-            return NULL;
-        Py_INCREF(v);
-        if (objs_push(r, v) < 0) {
-            Py_DECREF(v);
-            return NULL;
-        }
-        return v;
+        return objs_keep(r, v);
     }
     case 'f': {
         i64 n;
@@ -489,15 +493,7 @@ read_scalar(R *r)
         if ((x == -1.0 && PyErr_Occurred()) || end != buf + n)
             return NULL;
         r->pos += (Py_ssize_t)n;
-        PyObject *v = PyFloat_FromDouble(x);
-        if (v == NULL)
-            return NULL;
-        Py_INCREF(v);
-        if (objs_push(r, v) < 0) {
-            Py_DECREF(v);
-            return NULL;
-        }
-        return v;
+        return objs_keep(r, PyFloat_FromDouble(x));
     }
     default:
         return NULL;
@@ -595,12 +591,9 @@ decode(R *r)
                 f->numeric = 0;
                 continue;
             }
-            Py_INCREF(c);
-            if (objs_push(r, c) < 0) {
-                Py_DECREF(c);
+            v = objs_keep(r, c);
+            if (v == NULL)
                 return NULL;
-            }
-            v = c;
         }
         else {
             v = read_scalar(r);
