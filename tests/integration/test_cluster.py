@@ -73,6 +73,12 @@ def cluster() -> Iterator[Cluster]:
         subprocess.run([str(CLUSTER), "stop", str(c.state)], capture_output=True, timeout=300)
 
 
+@pytest.fixture(autouse=True)
+def all_three_up(cluster: Cluster) -> None:
+    """Each test starts with all three broker nodes running, whatever the one before killed."""
+    cluster.ctl("start")
+
+
 def cfg_text(c: Cluster, order: list[int], identity: str, extra: str = "") -> str:
     """A client/server config whose broker pool lists our nodes in ``order``."""
     lines = [
@@ -245,3 +251,37 @@ def test_a_call_on_the_killed_broker_exits_3_with_a_clear_message(cluster: Clust
     stdout, stderr = call.communicate(timeout=60)
     assert call.returncode == 3, stdout + stderr
     assert re.match(r"^mco-py ping: lost the RabbitMQ connection: .+$", stderr.strip()), stderr
+
+
+def test_a_killed_node_gets_its_ports_back_or_says_which_one_is_taken(cluster: Cluster) -> None:
+    """The ports lie below the kernel's ephemeral range, so no outgoing connection takes one
+    while its node is down; if another process holds one anyway, start names it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {
+        k: int(v) for k, v in cluster.env().items() if k.endswith(("_AMQP", "_STOMP", "_DIST"))
+    }
+    assert len(ports) == 9 and all(p < low for p in ports.values()), (low, ports)
+    cluster.kill(2)
+    import socket
+
+    holder = socket.socket()
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the dead node's listener is gone at once; its connections may linger
+            try:
+                holder.bind(("127.0.0.1", ports["RC_NODE2_AMQP"]))
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        holder.listen()
+        r = subprocess.run(
+            [str(CLUSTER), "start", str(cluster.state)], capture_output=True, text=True, timeout=300
+        )
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"its AMQP port 127.0.0.1:{ports['RC_NODE2_AMQP']} is in use" in r.stderr, r.stderr
+        assert "remove" in r.stderr and "ports" in r.stderr, r.stderr
+    finally:
+        holder.close()
+    cluster.ctl("start")  # the port is free again: node 2 rejoins on its own ports
+    assert "stopped" not in cluster.ctl("status")
