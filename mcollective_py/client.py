@@ -21,7 +21,6 @@ with its own request id, and names the nodes that stayed silent in ``Results.no_
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +107,8 @@ def pick_nodes(
     if method == "first":
         return tuple(nodes[:count])
     haystack = sorted(nodes) if seed is not None else list(nodes)
+    import random  # only for --limit-nodes; not at start-up
+
     rng = random.Random(seed)
     return tuple(haystack.pop(rng.randrange(len(haystack))) for _ in range(count))
 

@@ -24,7 +24,6 @@ with the closest known key suggested.  Typed accessors validate on access and ra
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import socket
@@ -259,6 +258,8 @@ class Config:
 def _check_key(key: str, where: str) -> None:
     if key.startswith("plugin.") or key in KNOWN_KEYS:
         return
+    import difflib  # only for the error message
+
     close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else "; plugin settings start with 'plugin.'"
     raise ConfigError(f"unknown config option '{key}' at {where}{hint}")

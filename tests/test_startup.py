@@ -24,6 +24,8 @@ NOT_ON_THE_DIRECT_PATH = (
     "mcollective_py.ddl.doc",
     "mcollective_py.filter.compound",  # node-side matching
     "mcollective_py.filter.match",
+    "difflib",  # only for an unknown config key's "did you mean"
+    "random",  # only for --limit-nodes
 )
 
 
