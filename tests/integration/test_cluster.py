@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -202,7 +203,7 @@ def test_200_sequential_calls_with_a_broker_killed(
     assert len(bad) <= 3, bad  # only calls racing the kill may lose their reply
     assert outcomes[-100:] == ["ok"] * 100
     wait_all(daemons, 3, ["-I", "node1", "-I", "node2", "-I", "node3"], timeout=30)
-    cluster.ctl("start")  # node 1 back for the next test (it rejoins the cluster)
+    cluster.ctl("start")  # the killed node 1 rejoins the cluster
 
 
 def test_1000_node_rpc_with_a_broker_killed(cluster: Cluster) -> None:
@@ -262,8 +263,6 @@ def test_a_killed_node_gets_its_ports_back_or_says_which_one_is_taken(cluster: C
     }
     assert len(ports) == 9 and all(p < low for p in ports.values()), (low, ports)
     cluster.kill(2)
-    import socket
-
     holder = socket.socket()
     try:
         deadline = time.monotonic() + 30
